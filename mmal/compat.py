@@ -1,0 +1,170 @@
+"""Work-arounds for known bugs of the pinned OpenMMLab stack; the only module that has any.
+
+Each fix checks for the broken behaviour itself (no version asserts) and is applied once, when
+``mmal`` is imported, so a plain mmdet config gains them with ``custom_imports=dict(imports=['mmal'])``.
+
+1. mmdet 3.3.0 ``SSDHead.__init__`` skips ``AnchorHead.__init__``, so the head has no ``loss_cls``
+   and ``predict`` fails with ``AttributeError``. Fixed by giving such a head ``loss_cls = None``
+   (SSD scores with softmax; ``predict_by_feat`` only asks ``loss_cls`` for custom channels).
+2. mmengine 0.10.7 loads checkpoints with ``torch.load``'s default, which is ``weights_only=True``
+   on torch >= 2.6; its own full checkpoints (message hub, ``HistoryBuffer``, numpy state) then fail
+   to unpickle, so ``resume`` and ``load_from`` break. Fixed by re-registering the loader of local
+   paths with ``weights_only=False``: a local checkpoint is the user's own file, loaded as mmengine
+   did on torch < 2.6. Remote checkpoints keep torch's safe default.
+3. mmengine's ``init_dist(launcher='pytorch')`` calls ``torch.cuda.set_device`` and its runner
+   wraps models with ``device_ids=[LOCAL_RANK]``; both fail without CUDA. :func:`init_dist`
+   initialises a gloo process group on CPU, and :class:`CPUFriendlyDDP` drops ``device_ids`` for
+   a CPU model.
+4. mmengine 0.10.7 resolves ``mmdet::`` config bases through ``pkg_resources``, which setuptools
+   >= 82 no longer ships. Fixed by answering those look-ups with ``importlib.metadata``.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import os.path as osp
+from typing import Optional
+
+import torch
+from mmengine.model import MMDistributedDataParallel
+from mmengine.registry import MODEL_WRAPPERS
+
+_applied = False
+
+
+# 1. SSDHead.predict ---------------------------------------------------------------------------
+def _fix_ssd_head() -> None:
+    from mmdet.models.dense_heads import SSDHead
+
+    if getattr(SSDHead.__init__, '_mmal_fixed', False):
+        return
+    original_init = SSDHead.__init__
+
+    @functools.wraps(original_init)
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        if not hasattr(self, 'loss_cls'):
+            self.loss_cls = None
+
+    __init__._mmal_fixed = True
+    SSDHead.__init__ = __init__
+
+
+# 2. checkpoint loading on torch >= 2.6 ------------------------------------------------------------
+def _fix_local_checkpoint_loading() -> None:
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    def load_from_local(filename: str, map_location=None):
+        """Load a local checkpoint (mmengine's loader with ``weights_only=False``)."""
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+    if CheckpointLoader._schemes.get('') is not None and getattr(
+            CheckpointLoader._schemes[''], '_mmal_fixed', False):
+        return
+    load_from_local._mmal_fixed = True
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
+
+
+# 3. distributed runs without CUDA -------------------------------------------------------------------
+def init_dist(launcher: str = 'pytorch', backend: Optional[str] = None, **kwargs) -> None:
+    """Initialise torch.distributed for ``launcher``, on CPU (gloo) as well as on GPUs.
+
+    Call it before building a ``Runner``: the runner then finds the process group ready and skips
+    mmengine's CUDA-only initialisation.
+
+    Args:
+        launcher: ``'pytorch'`` (torchrun) is handled here; others go to mmengine.
+        backend: Communication backend; defaults to ``'nccl'`` with CUDA and ``'gloo'`` without.
+        **kwargs: Passed to ``torch.distributed.init_process_group``.
+    """
+    import torch.distributed as dist
+    from mmengine.dist import init_dist as mmengine_init_dist
+
+    if dist.is_available() and dist.is_initialized():
+        return
+    cuda = torch.cuda.is_available()
+    backend = backend or ('nccl' if cuda else 'gloo')
+    if launcher != 'pytorch' or (cuda and backend == 'nccl'):
+        mmengine_init_dist(launcher, backend=backend, **kwargs)
+        return
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    dist.init_process_group(backend=backend, rank=int(os.environ['RANK']),
+                            world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+
+
+@MODEL_WRAPPERS.register_module()
+class CPUFriendlyDDP(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` that drops ``device_ids`` for a model on the CPU.
+
+    mmengine's runner always passes ``device_ids=[LOCAL_RANK]``, which torch refuses for CPU
+    modules. Select it with ``model_wrapper_cfg=dict(type='CPUFriendlyDDP')``.
+    """
+
+    def __init__(self, module: torch.nn.Module, device_ids=None, **kwargs):
+        if next(module.parameters()).device.type == 'cpu':
+            device_ids = None
+        super().__init__(module=module, device_ids=device_ids, **kwargs)
+
+
+# 4. mmdet:: config bases without pkg_resources ----------------------------------------------------
+def _distribution(package: str) -> Optional[importlib.metadata.Distribution]:
+    try:
+        return importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def is_installed(package: str) -> bool:
+    """Whether ``package`` is installed (mmengine's ``is_installed`` without pkg_resources)."""
+    if _distribution(package) is not None:
+        return True
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.origin is not None
+
+
+def get_installed_path(package: str) -> str:
+    """Folder of an installed package (mmengine's ``get_installed_path`` without pkg_resources).
+
+    Args:
+        package: Distribution or module name, e.g. ``'mmdet'``.
+
+    Returns:
+        The package's folder, e.g. ``.../site-packages/mmdet``.
+    """
+    module = package
+    dist = _distribution(package)
+    if dist is not None:
+        top_level = dist.read_text('top_level.txt')
+        if top_level and top_level.split():
+            module = top_level.split()[0]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f'package {package!r} is not installed; install it with pip.')
+    return osp.dirname(spec.origin)
+
+
+def _fix_package_lookup() -> None:
+    import mmengine.config.config as config_module
+    import mmengine.utils as utils
+    import mmengine.utils.package_utils as package_utils
+
+    for module in (package_utils, utils, config_module):
+        module.is_installed = is_installed
+        module.get_installed_path = get_installed_path
+
+
+def apply() -> None:
+    """Apply every fix once (``import mmal`` calls it)."""
+    global _applied
+    if _applied:
+        return
+    _fix_package_lookup()
+    _fix_ssd_head()
+    _fix_local_checkpoint_loading()
+    _applied = True
