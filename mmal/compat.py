@@ -17,6 +17,8 @@ Each fix checks for the broken behaviour itself (no version asserts) and is appl
    a CPU model.
 4. mmengine 0.10.7 resolves ``mmdet::`` config bases through ``pkg_resources``, which setuptools
    >= 82 no longer ships. Fixed by answering those look-ups with ``importlib.metadata``.
+5. mmdet 3.3.0 ``VOCMetric`` prints the 20 PASCAL class names for any dataset in a ``VOC2007``
+   folder, even one with its own classes. Fixed by printing the dataset's own class names.
 """
 from __future__ import annotations
 
@@ -159,6 +161,50 @@ def _fix_package_lookup() -> None:
         module.get_installed_path = get_installed_path
 
 
+def distributed_cfg(cfg, launcher: str) -> None:
+    """Adapt an mmengine config in place for a distributed run that may have no CUDA.
+
+    Sets ``cfg.launcher``; without CUDA also the gloo backend and :class:`CPUFriendlyDDP`.
+
+    Args:
+        cfg: The mmengine ``Config`` of the run.
+        launcher: ``'none'`` for a single process, ``'pytorch'`` under torchrun.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or {}
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        cfg.model_wrapper_cfg = {**wrapper, 'type': 'CPUFriendlyDDP'}
+
+
+# 5. VOCMetric class names ---------------------------------------------------------------------------
+def _fix_voc_metric_class_names() -> None:
+    from mmdet.datasets import VOCDataset
+    from mmdet.evaluation.metrics import VOCMetric
+
+    if getattr(VOCMetric.compute_metrics, '_mmal_fixed', False):
+        return
+    original = VOCMetric.compute_metrics
+    voc_classes = tuple(VOCDataset.METAINFO['classes'])
+
+    @functools.wraps(original)
+    def compute_metrics(self, results):
+        meta = self.dataset_meta
+        if meta and meta.get('dataset_type') and tuple(meta['classes']) != voc_classes:
+            # Without a dataset_type the metric labels its table with the dataset's classes.
+            self._dataset_meta = {**meta, 'dataset_type': None}
+            try:
+                return original(self, results)
+            finally:
+                self._dataset_meta = meta
+        return original(self, results)
+
+    compute_metrics._mmal_fixed = True
+    VOCMetric.compute_metrics = compute_metrics
+
+
 def apply() -> None:
     """Apply every fix once (``import mmal`` calls it)."""
     global _applied
@@ -167,4 +213,5 @@ def apply() -> None:
     _fix_package_lookup()
     _fix_ssd_head()
     _fix_local_checkpoint_loading()
+    _fix_voc_metric_class_names()
     _applied = True

@@ -1,0 +1,47 @@
+"""Train (and evaluate) one mmdet-style config once, on CPU or GPU, in one or several processes.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...]
+    python -m torch.distributed.run --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
+
+Without CUDA a multi-process run uses the gloo backend (see mmal.compat).
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+
+import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
+from mmal import compat
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a detector or classifier from a config.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', action='store_true', help='resume from the latest checkpoint in the work dir')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if not osp.isfile(args.config):
+        sys.exit(f'error: config file {args.config} does not exist; pass the path of a config under configs/.')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.resume = args.resume
+    compat.distributed_cfg(cfg, args.launcher)
+    if args.launcher != 'none':
+        compat.init_dist(args.launcher, backend=cfg.env_cfg.dist_cfg.get('backend'))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
