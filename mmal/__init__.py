@@ -2,11 +2,20 @@
 
 ``import mmal`` (or ``custom_imports=dict(imports=['mmal'])`` in any mmdet config) applies the
 fixes of :mod:`mmal.compat` and registers every mmal module into mmdet's registries.
+``mmal.scoring`` and ``mmal.selection`` need only torch (and mmengine for the scorer registry),
+so they also work where mmdet is not installed.
 """
-from . import compat
-
-compat.apply()
-
-from . import datasets, models  # noqa: E402,F401  (registers modules)
-
 __version__ = '0.1.0'
+
+try:
+    import mmdet  # noqa: F401
+except ImportError:  # pragma: no cover - the scoring/selection-only use
+    mmdet = None
+
+if mmdet is not None:
+    from . import compat
+
+    compat.apply()
+    from . import datasets, models  # noqa: F401  (registers modules)
+
+from . import scoring, selection  # noqa: E402,F401

@@ -1,0 +1,159 @@
+"""Acquisition math on probability tensors. Pure torch, CPU or CUDA, no mmdet.
+
+Conventions: class probabilities are on the last dimension; Monte-Carlo samples are on the first
+(``[T, ..., C]``); every function returns one value per distribution, higher meaning "more worth
+labeling". Natural logarithms throughout.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: Floor applied to probabilities inside logarithms by :func:`symmetric_kl`.
+KL_EPS = 1e-8
+
+AGGREGATION_MODES = ('max', 'mean', 'sum', 'topk_mean')
+
+
+def entropy(probs: Tensor) -> Tensor:
+    """Shannon entropy ``-Σ_c p_c log p_c`` over the last dimension, with ``0 · log 0 = 0``.
+
+    Args:
+        probs: ``[..., C]`` probabilities.
+
+    Returns:
+        ``[...]`` entropies in ``[0, log C]``.
+    """
+    return (-torch.special.xlogy(probs, probs).sum(-1)).clamp_min(0)
+
+
+def variation_ratio(probs: Tensor) -> Tensor:
+    """``1 - max_c p_c`` (the study's eq. 2).
+
+    Args:
+        probs: ``[..., C]`` probabilities.
+
+    Returns:
+        ``[...]`` values in ``[0, 1 - 1/C]``.
+    """
+    return 1 - probs.amax(-1)
+
+
+def mc_variation_ratio(mc_probs: Tensor) -> Tensor:
+    """Gal's variation ratio over Monte-Carlo samples: ``1 - f_mode / T``.
+
+    ``f_mode`` is how many of the ``T`` passes voted for the modal (most frequent) argmax class.
+
+    Args:
+        mc_probs: ``[T, ..., C]`` probabilities of ``T`` stochastic passes.
+
+    Returns:
+        ``[...]`` values in ``[0, 1 - 1/T]``.
+    """
+    num_samples, num_classes = mc_probs.shape[0], mc_probs.shape[-1]
+    votes = mc_probs.argmax(-1)  # [T, ...]
+    counts = torch.zeros(votes.shape[1:] + (num_classes, ), dtype=torch.int64, device=votes.device)
+    counts.scatter_add_(-1, votes.movedim(0, -1), torch.ones_like(votes.movedim(0, -1)))
+    return 1 - counts.amax(-1).to(mc_probs.dtype) / num_samples
+
+
+def margin(probs: Tensor) -> Tensor:
+    """``1 - (p_top1 - p_top2)``: one minus the margin between the two likeliest classes.
+
+    Args:
+        probs: ``[..., C]`` probabilities, ``C >= 2``.
+
+    Returns:
+        ``[...]`` values in ``[0, 1]``.
+    """
+    if probs.shape[-1] < 2:
+        raise ValueError(f'margin needs at least 2 classes, got probabilities of shape {tuple(probs.shape)}.')
+    top2 = probs.topk(2, dim=-1).values
+    return 1 - (top2[..., 0] - top2[..., 1])
+
+
+def bald(mc_probs: Tensor) -> Tensor:
+    """BALD mutual information ``H(mean_t p_t) - mean_t H(p_t)`` over Monte-Carlo samples.
+
+    Non-negative by Jensen's inequality; rounding below zero is clamped to 0.
+
+    Args:
+        mc_probs: ``[T, ..., C]`` probabilities of ``T`` stochastic passes.
+
+    Returns:
+        ``[...]`` values in ``[0, log C]``.
+    """
+    return (entropy(mc_probs.mean(0)) - entropy(mc_probs).mean(0)).clamp_min(0)
+
+
+def symmetric_kl(p: Tensor, q: Tensor, eps: float = KL_EPS) -> Tensor:
+    """Symmetric KL divergence ``½[KL(p‖q) + KL(q‖p)] = ½ Σ_c (p_c - q_c)(log p_c - log q_c)``.
+
+    Inside the logarithms both distributions are clamped to at least ``eps`` (1e-8), so a class
+    with zero probability on one side and ``a > 0`` on the other adds the finite
+    ``½ a log(a / eps)`` (at most about 9.2) instead of infinity. The result is exactly symmetric
+    in ``p`` and ``q`` and exactly 0 where ``p == q``.
+
+    Args:
+        p: ``[..., C]`` probabilities.
+        q: ``[..., C]`` probabilities, broadcastable with ``p``.
+        eps: Floor inside the logarithms.
+
+    Returns:
+        ``[...]`` non-negative divergences.
+    """
+    log_ratio = p.clamp_min(eps).log() - q.clamp_min(eps).log()
+    return 0.5 * ((p - q) * log_ratio).sum(-1)
+
+
+def aggregate(values: Tensor,
+              image_index: Tensor,
+              num_images: int,
+              mode: str = 'max',
+              k: int = 3,
+              empty: float = 0.0) -> Tensor:
+    """Reduce per-box values to one score per image.
+
+    Args:
+        values: ``[M]`` per-box values.
+        image_index: ``[M]`` integer image of each box, in ``[0, num_images)``.
+        num_images: Number of images ``N``.
+        mode: ``'max'``, ``'mean'``, ``'sum'`` or ``'topk_mean'`` (mean of the ``k`` largest values
+            of the image, or of all of them when it has fewer than ``k`` boxes).
+        k: Boxes per image for ``'topk_mean'``.
+        empty: Score of an image with no box.
+
+    Returns:
+        ``[N]`` image scores, in the dtype of ``values``. Non-finite box values propagate.
+    """
+    if mode not in AGGREGATION_MODES:
+        raise ValueError(f'unknown aggregation {mode!r}; choose one of {AGGREGATION_MODES}.')
+    if values.shape != image_index.shape or values.dim() != 1:
+        raise ValueError(f'values {tuple(values.shape)} and image_index {tuple(image_index.shape)} '
+                         'must be 1-D and of the same length.')
+    if mode == 'topk_mean' and k < 1:
+        raise ValueError(f'topk_mean needs k >= 1, got k={k}.')
+    image_index = image_index.long()
+    counts = torch.zeros(num_images, dtype=values.dtype, device=values.device)
+    counts.index_add_(0, image_index, torch.ones_like(values))
+    if mode == 'topk_mean':
+        # Sort by value (descending), then stably by image: each image's boxes become a run in
+        # descending order, and a box's rank is its position minus the start of its run.
+        by_value = values.argsort(descending=True, stable=True)
+        order = by_value[image_index[by_value].argsort(stable=True)]
+        sorted_images = image_index[order]
+        run_start = torch.cumsum(counts, 0).long() - counts.long()
+        rank = torch.arange(len(values), device=values.device) - run_start[sorted_images]
+        keep = order[rank < k]
+        out = torch.zeros(num_images, dtype=values.dtype, device=values.device)
+        out.index_add_(0, image_index[keep], values[keep])
+        out = out / counts.clamp(max=k).clamp_min(1)
+    elif mode == 'max':
+        out = torch.full((num_images, ), -torch.inf, dtype=values.dtype, device=values.device)
+        out.scatter_reduce_(0, image_index, values, reduce='amax', include_self=True)
+    else:
+        out = torch.zeros(num_images, dtype=values.dtype, device=values.device)
+        out.index_add_(0, image_index, values)
+        if mode == 'mean':
+            out = out / counts.clamp_min(1)
+    return torch.where(counts > 0, out, torch.full_like(out, empty))

@@ -1,0 +1,81 @@
+"""Registered scorers: what they require, the shared reduction and ranking path."""
+import pytest
+import torch
+
+from mmal.registry import SCORERS
+from mmal.scoring import functional as F
+from mmal.scoring.scorers import Scorer
+
+ALL = {'Random': frozenset(), 'Entropy': {'probs'}, 'VariationRatio': {'probs'}, 'Margin': {'probs'},
+       'BALD': {'mc_probs'}, 'MCVariationRatio': {'mc_probs'}, 'Consistency': {'probs', 'flip_probs'},
+       'LossPrediction': {'pred_loss'}, 'CoreSet': {'features'}}
+
+
+def _outputs(seed=0, boxes=9, images=4, classes=5, samples=6):
+    g = torch.Generator().manual_seed(seed)
+    soft = lambda *shape: torch.softmax(torch.randn(*shape, generator=g) * 3, -1)  # noqa: E731
+    return {'probs': soft(boxes, classes), 'mc_probs': soft(samples, boxes, classes),
+            'flip_probs': soft(boxes, classes), 'features': torch.randn(images, 8, generator=g),
+            'pred_loss': torch.rand(images, generator=g),
+            'image_index': torch.tensor([0, 0, 0, 1, 1, 3, 3, 3, 3]), 'num_images': images}
+
+
+def test_every_scorer_is_registered_and_declares_its_outputs():
+    assert set(ALL) <= set(SCORERS.module_dict)
+    for name, needs in ALL.items():
+        scorer = SCORERS.build(dict(type=name))
+        assert isinstance(scorer, Scorer) and scorer.requires == frozenset(needs), name
+
+
+@pytest.mark.parametrize('name,fn', [('Entropy', lambda o: F.entropy(o['probs'])),
+                                     ('VariationRatio', lambda o: F.variation_ratio(o['probs'])),
+                                     ('Margin', lambda o: F.margin(o['probs'])),
+                                     ('BALD', lambda o: F.bald(o['mc_probs'])),
+                                     ('MCVariationRatio', lambda o: F.mc_variation_ratio(o['mc_probs'])),
+                                     ('Consistency', lambda o: F.symmetric_kl(o['probs'], o['flip_probs']))])
+@pytest.mark.parametrize('mode', F.AGGREGATION_MODES)
+def test_box_scorers_reduce_per_image(name, fn, mode):
+    out = _outputs()
+    scorer = SCORERS.build(dict(type=name, aggregation=mode, k=2, empty_score=-1.0))
+    want = F.aggregate(fn(out), out['image_index'], 4, mode=mode, k=2, empty=-1.0)
+    got = scorer(out)
+    assert torch.equal(got, want) and got[2] == -1.0  # image 2 has no box
+
+
+def test_image_level_outputs_are_not_aggregated():
+    out = _outputs()
+    per_image = {k: v for k, v in out.items() if k != 'image_index'}
+    per_image['probs'] = out['probs'][:4]
+    assert torch.equal(SCORERS.build(dict(type='Entropy'))(per_image), F.entropy(per_image['probs']))
+    assert torch.equal(SCORERS.build(dict(type='LossPrediction'))(out), out['pred_loss'])
+
+
+def test_missing_outputs_are_named():
+    with pytest.raises(KeyError, match=r"BALD needs the model outputs \['mc_probs'\]"):
+        SCORERS.build(dict(type='BALD'))({'probs': torch.ones(1, 2) / 2, 'num_images': 1})
+
+
+def test_consistency_of_a_flip_invariant_model_is_zero():
+    out = _outputs()
+    out['flip_probs'] = out['probs'].clone()
+    assert (SCORERS.build(dict(type='Consistency'))(out) == 0).all()
+
+
+def test_random_is_seeded():
+    a, b = SCORERS.build(dict(type='Random', seed=5)), SCORERS.build(dict(type='Random', seed=5))
+    first = a({'num_images': 20})
+    assert torch.equal(first, b({'num_images': 20}))
+    assert not torch.equal(first, a({'num_images': 20}))  # the stream moves on
+
+
+def test_select_ranks_and_survives_non_finite_scores():
+    scorer = SCORERS.build(dict(type='Entropy'))
+    with pytest.warns(RuntimeWarning, match='1 of 4'):
+        assert scorer.select(torch.tensor([0.1, float('nan'), 0.7, 0.3]), 2).tolist() == [2, 3]
+
+
+def test_coreset_selects_by_k_center_on_features():
+    scorer = SCORERS.build(dict(type='CoreSet'))
+    features = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [10.0, 0.0], [0.0, 0.2]])
+    labeled = torch.tensor([True, False, False, False, False])
+    assert scorer.select(scorer({'features': features, 'num_images': 5}), 2, labeled=labeled).tolist() == [3, 2]
