@@ -1,12 +1,11 @@
 # A CPU-sized SSD on the embedded toy VOC set (mmal.datasets.toy_voc): a narrow VGG-style
 # backbone at 128 px, mmdet's own SSDHead, VOCDataset and VOCMetric (11-point mAP).
 # Downloads nothing. Trains in a few minutes on 2 CPU cores.
-_base_ = 'mmdet::_base_/default_runtime.py'
+_base_ = ['mmdet::_base_/default_runtime.py', '../_base_/toyvoc_detection.py']
 custom_imports = dict(imports=['mmal'], allow_failed_imports=False)
 
-classes = ('circle', 'square', 'triangle', 'diamond', 'cross')
-data_root = 'data/toy_voc/VOCdevkit/'
 input_size = 128
+num_classes = 5
 
 model = dict(
     type='SingleStageDetector',
@@ -19,7 +18,7 @@ model = dict(
     bbox_head=dict(
         type='SSDHead',
         in_channels=(64, 96, 128, 128),
-        num_classes=len(classes),
+        num_classes=num_classes,
         anchor_generator=dict(
             type='SSDAnchorGenerator', scale_major=False, input_size=input_size,
             strides=[8, 16, 32, 64], ratios=([2], [2], [2], [2]),
@@ -33,37 +32,6 @@ model = dict(
         smoothl1_beta=1., allowed_border=-1, pos_weight=-1, neg_pos_ratio=3, debug=False),
     test_cfg=dict(nms_pre=1000, nms=dict(type='nms', iou_threshold=0.45), min_bbox_size=0,
                   score_thr=0.02, max_per_img=100))
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs')
-]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='LoadAnnotations', with_bbox=True),
-    dict(type='PackDetInputs',
-         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
-]
-toy_voc = dict(type='VOCDataset', data_root=data_root, metainfo=dict(classes=classes),
-               data_prefix=dict(sub_data_root='VOC2007/'))
-train_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(**toy_voc, ann_file='VOC2007/ImageSets/Main/trainval.txt',
-                 filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=32, num_workers=0, persistent_workers=False, drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**toy_voc, ann_file='VOC2007/ImageSets/Main/test.txt', test_mode=True,
-                 pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='VOCMetric', metric='mAP', eval_mode='11points')
-test_evaluator = val_evaluator
 
 max_epochs = 24
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)

@@ -1,4 +1,5 @@
 """Datasets and dataset generators."""
+from .image_pool import ImagePoolDataset
 from .toy_voc import TOY_CLASSES, ToyVOCSpec, generate_toy_voc, toy_voc_exists
 
-__all__ = ['TOY_CLASSES', 'ToyVOCSpec', 'generate_toy_voc', 'toy_voc_exists']
+__all__ = ['ImagePoolDataset', 'TOY_CLASSES', 'ToyVOCSpec', 'generate_toy_voc', 'toy_voc_exists']

@@ -1,4 +1,5 @@
-"""Models registered in mmdet's MODELS registry."""
+"""Models (registered in mmdet's MODELS) and adapters (mmal's ADAPTERS)."""
+from .detection_adapter import DetectionAdapter
 from .tiny_vgg import TinyVGG
 
-__all__ = ['TinyVGG']
+__all__ = ['TinyVGG', 'DetectionAdapter']

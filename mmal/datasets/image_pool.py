@@ -1,0 +1,63 @@
+"""An unlabeled image pool: a VOC ImageSets list, a COCO json, a folder, or a list of paths."""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import List, Optional, Sequence
+
+from mmdet.registry import DATASETS
+from mmengine.dataset import BaseDataset
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+@DATASETS.register_module()
+class ImagePoolDataset(BaseDataset):
+    """Images without annotations, for scoring. Each item carries ``img_id`` and ``img_path``.
+
+    ``pool`` is one of:
+
+    - a VOC ImageSets file (``.../VOC2007/ImageSets/Main/trainval.txt``): one image id per line,
+      images at ``.../VOC2007/JPEGImages/<id>.jpg``;
+    - a COCO json: its ``images`` with ``file_name`` relative to ``img_dir`` (default: the json's
+      folder);
+    - a folder: every image file in it (sorted by name);
+    - a list of image paths.
+
+    Args:
+        pool: Where the images are (see above).
+        pipeline: mmcv transforms; annotations are never loaded.
+        img_dir: Image folder of a COCO json.
+    """
+
+    METAINFO: dict = dict()
+
+    def __init__(self, pool, pipeline: Sequence = (), img_dir: Optional[str] = None, **kwargs) -> None:
+        self.pool, self.img_dir = pool, img_dir
+        super().__init__(ann_file='', pipeline=list(pipeline), serialize_data=False, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        pool = self.pool
+        if isinstance(pool, (list, tuple)):
+            paths = [str(p) for p in pool]
+            return [dict(img_id=osp.splitext(osp.basename(p))[0], img_path=p) for p in paths]
+        if not osp.exists(pool):
+            raise FileNotFoundError(f'the image pool {pool} does not exist; pass a VOC ImageSets list, '
+                                    'a COCO json or a folder of images.')
+        if osp.isdir(pool):
+            names = sorted(n for n in os.listdir(pool) if n.lower().endswith(IMAGE_EXTENSIONS))
+            return [dict(img_id=osp.splitext(n)[0], img_path=osp.join(pool, n)) for n in names]
+        if pool.endswith('.json'):
+            with open(pool) as f:
+                images = json.load(f)['images']
+            img_dir = self.img_dir or osp.dirname(pool)
+            return [dict(img_id=im['id'], img_path=osp.join(img_dir, im['file_name'])) for im in images]
+        # VOC ImageSets list: <root>/ImageSets/Main/<split>.txt -> <root>/JPEGImages/<id>.jpg
+        voc_root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(pool))))
+        with open(pool) as f:
+            ids = [line.split()[0] for line in f if line.strip()]
+        return [
+            dict(img_id=i, img_path=i if i.lower().endswith(IMAGE_EXTENSIONS) else
+                 osp.join(voc_root, 'JPEGImages', f'{i}.jpg')) for i in ids
+        ]

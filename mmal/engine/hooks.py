@@ -1,0 +1,104 @@
+"""ActiveLearningHook: acquisition at the end of a plain mmdet training run."""
+from __future__ import annotations
+
+import os.path as osp
+import time
+from typing import Optional, Union
+
+import torch
+from mmdet.registry import HOOKS
+from mmengine.dataset import pseudo_collate
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch.utils.data import DataLoader
+
+from ..datasets.image_pool import ImagePoolDataset
+from ..fileio import atomic_write_json
+from ..registry import ADAPTERS, SCORERS
+from .acquisition import score_pool
+
+
+def scoring_pipeline(test_pipeline) -> list:
+    """The config's test pipeline without annotation loading (the pool has no labels)."""
+    return [dict(t) for t in test_pipeline if t['type'] not in ('LoadAnnotations', 'mmdet.LoadAnnotations')]
+
+
+@HOOKS.register_module()
+class ActiveLearningHook(Hook):
+    """After training, score an unlabeled pool and write the images to label next.
+
+    Add it to any mmdet config (with ``custom_imports=dict(imports=['mmal'])``)::
+
+        custom_hooks = [dict(type='ActiveLearningHook', pool='data/VOCdevkit/VOC2012/ImageSets/Main/train.txt',
+                             budget=1000, scorer=dict(type='Entropy'))]
+
+    Args:
+        pool: The unlabeled images: a VOC ImageSets list, a COCO json, a folder (see
+            :class:`~mmal.datasets.ImagePoolDataset`), or a full dataset config.
+        budget: How many images to select.
+        scorer: Scorer config (see ``mmal.registry.SCORERS``).
+        adapter: Adapter options (``box_mode``, ``score_thr``, ``mc_samples``, ...), see
+            :class:`~mmal.models.DetectionAdapter`.
+        out_file: Output JSON, relative to the work dir unless absolute.
+        batch_size: Images per scoring batch.
+        num_workers: Dataloader workers of the scoring pass.
+        progress: Show a progress bar.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self,
+                 pool: Union[str, dict],
+                 budget: int,
+                 scorer: dict = dict(type='Entropy'),
+                 adapter: Optional[dict] = None,
+                 out_file: str = 'acquisition.json',
+                 batch_size: int = 8,
+                 num_workers: int = 0,
+                 progress: bool = True) -> None:
+        if budget < 1:
+            raise ValueError(f'ActiveLearningHook: budget must be a positive number of images, got {budget}.')
+        self.pool, self.budget = pool, budget
+        self.scorer_cfg, self.adapter_cfg = dict(scorer), dict(adapter or {})
+        self.out_file, self.batch_size, self.num_workers, self.progress = out_file, batch_size, num_workers, progress
+        self.scorer = SCORERS.build(self.scorer_cfg)  # fail at config time on an unknown scorer
+
+    def _loader(self, pool, pipeline) -> DataLoader:
+        if isinstance(pool, dict):
+            dataset = ImagePoolDataset(**{**pool, 'pipeline': pool.get('pipeline', pipeline)})
+        else:
+            dataset = ImagePoolDataset(pool=pool, pipeline=pipeline)
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False,
+                          collate_fn=pseudo_collate)
+
+    def after_train(self, runner) -> None:
+        if runner.rank != 0:
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        pipeline = scoring_pipeline(runner.cfg.test_dataloader.dataset.pipeline)
+        adapter = ADAPTERS.build(dict(type='DetectionAdapter', **self.adapter_cfg),
+                                 default_args=dict(model=model, requires=self.scorer.requires))
+        pool = self._loader(self.pool, pipeline)
+        start = time.time()
+        values = score_pool(adapter, self.scorer, pool, progress=self.progress)
+        labeled = None
+        if self.scorer.requires == {'features'}:  # core-set: distances to the labeled images
+            train = runner.train_dataloader.dataset
+            train_paths = [train.get_data_info(i)['img_path'] for i in range(len(train))]
+            labeled_values = score_pool(adapter, self.scorer, self._loader(train_paths, pipeline),
+                                        progress=self.progress, desc='labeled features')
+            labeled = torch.cat([torch.zeros(len(values), dtype=torch.bool),
+                                 torch.ones(len(labeled_values), dtype=torch.bool)])
+            values = torch.cat([values, labeled_values])
+        picks = self.scorer.select(values, self.budget, labeled=labeled).tolist()
+        scores = values if values.dim() == 1 else None
+        selected = []
+        for i in picks:
+            info = pool.dataset.get_data_info(i)
+            selected.append(dict(index=i, img_id=info['img_id'], img_path=info['img_path'],
+                                 score=None if scores is None else float(scores[i])))
+        out = self.out_file if osp.isabs(self.out_file) else osp.join(runner.work_dir, self.out_file)
+        atomic_write_json(out, dict(scorer=self.scorer_cfg, pool_size=len(pool.dataset), budget=self.budget,
+                                    seconds=round(time.time() - start, 2), selected=selected))
+        runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(pool.dataset)} pool images '
+                           f'with {type(self.scorer).__name__}; written to {out}')

@@ -1,0 +1,145 @@
+"""Detection acquisition: the adapter's outputs, known answers, and the hook in two mmdet families."""
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from mmal.models import DetectionAdapter
+from mmal.registry import SCORERS
+from mmal.scoring import functional as F
+
+from conftest import REPO, TOY_SSD_CONFIG, toy_ssd_cfg
+
+ALL_OUTPUTS = {'probs', 'flip_probs', 'mc_probs', 'features'}
+
+
+def _batch(n=3, size=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    imgs = [torch.randint(0, 256, (3, size, size), generator=g, dtype=torch.uint8) for _ in range(n)]
+    meta = dict(img_shape=(size, size), ori_shape=(size, size), scale_factor=(1.0, 1.0))
+    return dict(inputs=imgs, data_samples=[DetDataSample(metainfo=meta) for _ in imgs])
+
+
+@pytest.fixture(scope='module')
+def ssd():
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(TOY_SSD_CONFIG).model)
+    model.init_weights()
+    return model.eval()
+
+
+def test_outputs_have_the_declared_shapes(ssd):
+    out = DetectionAdapter(ssd, ALL_OUTPUTS, box_mode='anchors', mc_samples=4)(_batch())
+    num_anchors = sum(ssd.bbox_head.num_base_priors[i] * s * s for i, s in enumerate([16, 8, 4, 2]))
+    m = 3 * num_anchors
+    assert out['num_images'] == 3 and out['image_index'].shape == (m, )
+    assert out['probs'].shape == out['flip_probs'].shape == (m, 6) and out['mc_probs'].shape == (4, m, 6)
+    assert out['features'].shape == (3, 128)
+    assert torch.allclose(out['probs'].sum(-1), torch.ones(m))
+
+
+def test_only_what_the_scorer_requires_is_computed(ssd):
+    out = DetectionAdapter(ssd, SCORERS.build(dict(type='Entropy')).requires)(_batch())
+    assert set(out) == {'num_images', 'image_index', 'probs'}
+    assert set(DetectionAdapter(ssd, frozenset())(_batch())) == {'num_images'}  # random: no forward
+
+
+def test_detections_mode_keeps_the_boxes_mmdet_predicts(ssd):
+    ssd.bbox_head.test_cfg.update(score_thr=0.2, nms_pre=1000, max_per_img=50)
+    batch = _batch(4)
+    with torch.no_grad():
+        predicted = ssd.test_step(batch)
+    out = DetectionAdapter(ssd, {'probs'}, score_thr=0.2, nms_iou=0.45, max_per_img=50)(batch)
+    counts = torch.bincount(out['image_index'], minlength=4).tolist()
+    assert counts == [len(p.pred_instances) for p in predicted] and sum(counts) > 0
+    # Each kept box is scored on its anchor's full distribution, whose top class passed the threshold.
+    assert (out['probs'][:, :-1].amax(-1) >= 0.2).all()
+
+
+def test_consistency_of_a_flip_invariant_model_is_zero(ssd):
+    model = MODELS.build(Config.fromfile(TOY_SSD_CONFIG).model).eval()
+    for conv in model.bbox_head.cls_convs:  # bias only: the same prediction everywhere
+        torch.nn.init.zeros_(conv[0].weight)
+        torch.nn.init.normal_(conv[0].bias)
+    scorer = SCORERS.build(dict(type='Consistency'))
+    invariant = scorer(DetectionAdapter(model, scorer.requires, box_mode='anchors')(_batch()))
+    assert invariant.shape == (3, ) and (invariant == 0).all()
+    varied = scorer(DetectionAdapter(ssd, scorer.requires, box_mode='anchors')(_batch()))
+    assert (varied > 0).all()  # a real model is not flip-invariant
+
+
+def test_bald_without_dropout_is_zero(ssd):
+    for name in ('BALD', 'MCVariationRatio'):
+        scorer = SCORERS.build(dict(type=name))
+        out = DetectionAdapter(ssd, scorer.requires, box_mode='anchors', dropout_p=0.0, mc_samples=5)(_batch())
+        assert scorer(out).abs().max() < 1e-6, name  # 0 up to float rounding of the mean over T
+    scorer = SCORERS.build(dict(type='BALD'))
+    out = DetectionAdapter(ssd, scorer.requires, box_mode='anchors', dropout_p=0.3, mc_samples=5)(_batch())
+    assert (scorer(out) > 0).all()
+
+
+def test_mc_dropout_runs_backbone_once(ssd, monkeypatch):
+    calls = {'extract_feat': 0, 'head': 0}
+    real_extract, real_forward = ssd.extract_feat, ssd.bbox_head.forward
+
+    def extract(x):
+        calls['extract_feat'] += 1
+        return real_extract(x)
+
+    def head(x):
+        calls['head'] += 1
+        return real_forward(x)
+
+    monkeypatch.setattr(ssd, 'extract_feat', extract)
+    monkeypatch.setattr(ssd.bbox_head, 'forward', head)
+    DetectionAdapter(ssd, {'mc_probs'}, mc_samples=7)(_batch())
+    assert calls == {'extract_feat': 1, 'head': 1 + 7}
+
+
+def test_entropy_scores_match_manual_reduction(ssd):
+    batch = _batch()
+    out = DetectionAdapter(ssd, {'probs'}, box_mode='anchors')(batch)
+    scores = SCORERS.build(dict(type='Entropy', aggregation='mean'))(out)
+    per_image = F.entropy(out['probs']).view(3, -1).mean(1)
+    assert torch.allclose(scores, per_image)
+
+
+def _run_with_hook(cfg, work_dir, scorer, budget=6, **adapter):
+    cfg.custom_hooks = [dict(type='ActiveLearningHook', pool=cfg.pool_list, budget=budget, scorer=scorer,
+                             adapter=adapter, progress=False)]
+    Runner.from_cfg(cfg).train()
+    with open(osp.join(work_dir, 'acquisition.json')) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize('scorer', [dict(type='Entropy'), dict(type='CoreSet'), dict(type='Random', seed=1)])
+def test_hook_on_toy_ssd(toy_voc_root, tmp_path, scorer):
+    cfg = toy_ssd_cfg(toy_voc_root, str(tmp_path), epochs=1)
+    cfg.pool_list = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')  # 16 unlabeled images
+    result = _run_with_hook(cfg, str(tmp_path), scorer, box_mode='anchors')
+    picks = result['selected']
+    assert result['pool_size'] == 16 and len(picks) == 6
+    assert len({p['index'] for p in picks}) == 6 and all(osp.isfile(p['img_path']) for p in picks)
+    assert all(p['img_id'].startswith('test_') for p in picks)  # core-set never picks a labeled image
+    if scorer['type'] != 'CoreSet':
+        scores = [p['score'] for p in picks]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_hook_on_mmdet_retinanet(toy_voc_root, tmp_path):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'examples', 'retinanet_r18_toyvoc_al.py'))
+    assert cfg.model.bbox_head.type == 'RetinaHead' and cfg.model.bbox_head.loss_cls.use_sigmoid
+    cfg.work_dir = str(tmp_path)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = toy_voc_root
+    cfg.train_dataloader.batch_size = 8
+    cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = 1
+    cfg.log_level = 'WARNING'
+    cfg.pool_list = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')
+    result = _run_with_hook(cfg, str(tmp_path), dict(type='Entropy'), box_mode='detections', score_thr=0.05)
+    assert result['pool_size'] == 16 and len(result['selected']) == 6
