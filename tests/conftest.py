@@ -24,9 +24,9 @@ def toy_voc_root(tmp_path_factory) -> str:
     return generate_toy_voc(str(root), ToyVOCSpec(num_trainval=40, num_test=16, seed=1))
 
 
-def toy_ssd_cfg(data_root: str, work_dir: str, epochs: int = 1) -> Config:
-    """The demo SSD config on ``data_root``, ``epochs`` long, quiet and small-batched."""
-    cfg = Config.fromfile(TOY_SSD_CONFIG)
+def toy_ssd_cfg(data_root: str, work_dir: str, epochs: int = 1, config: str = TOY_SSD_CONFIG) -> Config:
+    """The demo SSD config (or ``config``) on ``data_root``, ``epochs`` long, quiet and small-batched."""
+    cfg = Config.fromfile(config)
     cfg.work_dir = work_dir
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
