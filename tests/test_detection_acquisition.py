@@ -83,22 +83,23 @@ def test_bald_without_dropout_is_zero(ssd):
     assert (scorer(out) > 0).all()
 
 
-def test_mc_dropout_runs_backbone_once(ssd, monkeypatch):
-    calls = {'extract_feat': 0, 'head': 0}
-    real_extract, real_forward = ssd.extract_feat, ssd.bbox_head.forward
+def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd):
+    calls = {'backbone': 0, 'cls': 0, 'reg': 0}
 
-    def extract(x):
-        calls['extract_feat'] += 1
-        return real_extract(x)
+    def counter(key):
+        def hook(*_):
+            calls[key] += 1
+        return hook
 
-    def head(x):
-        calls['head'] += 1
-        return real_forward(x)
-
-    monkeypatch.setattr(ssd, 'extract_feat', extract)
-    monkeypatch.setattr(ssd.bbox_head, 'forward', head)
-    DetectionAdapter(ssd, {'mc_probs'}, mc_samples=7)(_batch())
-    assert calls == {'extract_feat': 1, 'head': 1 + 7}
+    handles = [ssd.backbone.register_forward_hook(counter('backbone')),
+               ssd.bbox_head.cls_convs[0].register_forward_hook(counter('cls')),
+               ssd.bbox_head.reg_convs[0].register_forward_hook(counter('reg'))]
+    try:
+        DetectionAdapter(ssd, {'mc_probs'}, mc_samples=7, score_thr=0.05)(_batch())
+    finally:
+        for h in handles:
+            h.remove()
+    assert calls == {'backbone': 1, 'cls': 1 + 7, 'reg': 1}
 
 
 def test_entropy_scores_match_manual_reduction(ssd):

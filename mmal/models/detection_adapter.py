@@ -12,6 +12,7 @@ from typing import Collection, Dict, List, Sequence, Tuple
 import torch
 import torch.nn.functional as nnf
 from mmcv.ops import batched_nms
+from mmdet.models.dense_heads import RetinaHead, SSDHead
 from torch import Tensor, nn
 
 from ..registry import ADAPTERS
@@ -39,6 +40,20 @@ def class_distribution(logits: Tensor, use_sigmoid: bool) -> Tensor:
     background = torch.exp(nnf.logsigmoid(-logits).sum(-1, keepdim=True))
     dist = torch.cat([p, background], dim=-1)
     return dist / dist.sum(-1, keepdim=True)
+
+
+def classification_maps(head: nn.Module, feats: Sequence[Tensor]) -> List[Tensor]:
+    """The classification branch of a dense head alone (Monte-Carlo passes skip box regression)."""
+    if isinstance(head, SSDHead):
+        return [conv(f) for conv, f in zip(head.cls_convs, feats)]
+    if isinstance(head, RetinaHead):
+        maps = []
+        for f in feats:
+            for conv in head.cls_convs:
+                f = conv(f)
+            maps.append(head.retina_cls(f))
+        return maps
+    return head(feats)[0]
 
 
 @ADAPTERS.register_module()
@@ -108,36 +123,45 @@ class DetectionAdapter:
         if not self.requires & {PROBS, FLIP_PROBS, MC_PROBS}:
             return out
 
-        cls_maps, box_maps = self.head(feats)
-        probs = self._probs(cls_maps)
-        image_index, anchor_index = self._boxes(probs, cls_maps, box_maps, samples)
+        if self.box_mode == 'detections':
+            cls_maps, box_maps = self.head(feats)
+            image_index, anchor_index = self._detections(self._probs(cls_maps), cls_maps, box_maps, samples)
+        else:
+            cls_maps = classification_maps(self.head, feats)
+            image_index, anchor_index = self._anchors(cls_maps)
         out['image_index'] = image_index
+        keep = (image_index, anchor_index)
         if PROBS in self.requires:
-            out[PROBS] = probs[image_index, anchor_index]
+            out[PROBS] = self._probs(cls_maps, keep)
         if FLIP_PROBS in self.requires:
-            flipped_maps, _ = self.head(self.model.extract_feat(inputs.flip(-1)))
+            flipped = classification_maps(self.head, self.model.extract_feat(inputs.flip(-1)))
             # Mirror back along the width; SSD's (and RetinaNet's) anchors per location are flip-symmetric.
-            out[FLIP_PROBS] = self._probs([m.flip(-1) for m in flipped_maps])[image_index, anchor_index]
+            out[FLIP_PROBS] = self._probs([m.flip(-1) for m in flipped], keep)
         if MC_PROBS in self.requires:
-            samples_t = []
-            for _ in range(self.mc_samples):
-                dropped = [nnf.dropout(f, self.dropout_p, training=True) for f in feats]
-                samples_t.append(self._probs(self.head(dropped)[0])[image_index, anchor_index])
-            out[MC_PROBS] = torch.stack(samples_t)
+            out[MC_PROBS] = torch.stack([
+                self._probs(classification_maps(self.head, [nnf.dropout(f, self.dropout_p, True) for f in feats]), keep)
+                for _ in range(self.mc_samples)
+            ])
         return out
 
-    def _probs(self, cls_maps: Sequence[Tensor]) -> Tensor:
+    def _probs(self, cls_maps: Sequence[Tensor], keep: Tuple[Tensor, Tensor] = None) -> Tensor:
+        """Class distributions of all anchors ``[B, A, C+1]``, or of the ``keep`` (image, anchor) rows."""
         logits = level_logits(cls_maps, self.head.cls_out_channels)
+        if keep is not None:
+            logits = logits[keep]
         return class_distribution(logits, self.head.use_sigmoid_cls)
 
-    def _boxes(self, probs: Tensor, cls_maps: Sequence[Tensor], box_maps: Sequence[Tensor],
-               samples: Sequence) -> Tuple[Tensor, Tensor]:
-        """(image, anchor) index of every box to score, as two ``[M]`` tensors."""
-        batch, num_anchors = probs.shape[:2]
-        device = probs.device
-        if self.box_mode == 'anchors':
-            image_index = torch.arange(batch, device=device).repeat_interleave(num_anchors)
-            return image_index, torch.arange(num_anchors, device=device).repeat(batch)
+    def _anchors(self, cls_maps: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+        """(image, anchor) index of every anchor of the batch."""
+        batch, device = cls_maps[0].shape[0], cls_maps[0].device
+        num_anchors = sum(m.shape[1] // self.head.cls_out_channels * m.shape[2] * m.shape[3] for m in cls_maps)
+        image_index = torch.arange(batch, device=device).repeat_interleave(num_anchors)
+        return image_index, torch.arange(num_anchors, device=device).repeat(batch)
+
+    def _detections(self, probs: Tensor, cls_maps: Sequence[Tensor], box_maps: Sequence[Tensor],
+                    samples: Sequence) -> Tuple[Tensor, Tensor]:
+        """(image, anchor) index of every box kept by score threshold and class-wise NMS."""
+        batch, device = probs.shape[0], probs.device
         priors = torch.cat(self.head.prior_generator.grid_priors([m.shape[-2:] for m in cls_maps], device=device))
         deltas = level_logits(box_maps, self.head.bbox_coder.encode_size)
         images: List[Tensor] = []
