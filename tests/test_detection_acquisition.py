@@ -83,7 +83,11 @@ def test_bald_without_dropout_is_zero(ssd):
     assert (scorer(out) > 0).all()
 
 
-def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd):
+@pytest.mark.parametrize('sparse', [True, False])
+def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd, monkeypatch, sparse):
+    from mmal.models import detection_adapter
+    if not sparse:
+        monkeypatch.setattr(detection_adapter, 'single_conv_classifier', lambda head: False)
     calls = {'backbone': 0, 'cls': 0, 'reg': 0}
 
     def counter(key):
@@ -99,7 +103,8 @@ def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd):
     finally:
         for h in handles:
             h.remove()
-    assert calls == {'backbone': 1, 'cls': 1 + 7, 'reg': 1}
+    # Sparse: the MC samples read the classifier's weights at the kept boxes only, no full-map pass.
+    assert calls == {'backbone': 1, 'cls': 1 if sparse else 1 + 7, 'reg': 1}
 
 
 def test_entropy_scores_match_manual_reduction(ssd):
@@ -144,3 +149,20 @@ def test_hook_on_mmdet_retinanet(toy_voc_root, tmp_path):
     cfg.pool_list = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')
     result = _run_with_hook(cfg, str(tmp_path), dict(type='Entropy'), box_mode='detections', score_thr=0.05)
     assert result['pool_size'] == 16 and len(result['selected']) == 6
+
+
+def test_sparse_mc_path_matches_dense_dropout(ssd, monkeypatch):
+    from mmal.models import detection_adapter
+    assert detection_adapter.single_conv_classifier(ssd.bbox_head)
+    batch = _batch()
+    sparse = DetectionAdapter(ssd, {'probs', 'mc_probs'}, score_thr=0.05, dropout_p=0.0, mc_samples=3)(batch)
+    assert torch.allclose(sparse['mc_probs'], sparse['probs'].expand(3, -1, -1), atol=1e-6)  # p=0: exact
+
+    torch.manual_seed(0)
+    adapter = DetectionAdapter(ssd, {'mc_probs'}, score_thr=0.05, dropout_p=0.3, mc_samples=400)
+    sparse = adapter(batch)['mc_probs']
+    monkeypatch.setattr(detection_adapter, 'single_conv_classifier', lambda head: False)
+    dense = adapter(batch)['mc_probs']
+    # Same distribution per box: the Monte-Carlo means and spreads agree.
+    assert (sparse.mean(0) - dense.mean(0)).abs().max() < 0.02
+    assert (sparse.std(0) - dense.std(0)).abs().max() < 0.02
