@@ -168,34 +168,38 @@ class DetectionAdapter:
     def _sparse_mc_logits(self, feats: Sequence[Tensor], keep: Tuple[Tensor, Tensor]) -> Tensor:
         """MC logits of a one-conv (3x3) classifier, evaluated only where boxes were kept.
 
-        A kept box's logits depend on the 3x3 neighbourhood of its location, so only those input
-        patches are gathered, dropped out ``T`` times and multiplied with the conv weights. Each
-        patch gets its own dropout mask: per box, the samples have exactly the distribution of
-        dropout on the whole map, at a fraction of the cost.
+        A kept box's logits depend only on the 3x3 neighbourhood of its location. The input
+        elements of those neighbourhoods are gathered once, dropped out ``T`` times (one mask per
+        element and pass, exactly as dropout on the whole map would draw them there), and the conv
+        is applied at the kept locations as nine matrix products, one per kernel offset.
         """
         image_index, anchor_index = keep
-        channels = self.head.cls_out_channels
+        channels, device = self.head.cls_out_channels, anchor_index.device
         per_level = [n * f.shape[2] * f.shape[3] for n, f in zip(self.head.num_base_priors, feats)]
-        starts = torch.tensor([0] + per_level[:-1], device=anchor_index.device).cumsum(0)
+        starts = torch.tensor([0] + per_level[:-1], device=device).cumsum(0)
         level = torch.bucketize(anchor_index, starts, right=True) - 1
         logits = feats[0].new_zeros((self.mc_samples, len(anchor_index), channels))
-        offsets = torch.arange(3, device=anchor_index.device)
+        dy, dx = torch.meshgrid(torch.arange(3, device=device), torch.arange(3, device=device), indexing='ij')
         for lvl, (f, branch) in enumerate(zip(feats, self.head.cls_convs)):
             rows = (level == lvl).nonzero().squeeze(1)
             if len(rows) == 0:
                 continue
             conv, num_base = branch[0], self.head.num_base_priors[lvl]
+            height, width = f.shape[2:]
             local = anchor_index[rows] - starts[lvl]
             position, base = local // num_base, local % num_base
-            y, x = position // f.shape[3], position % f.shape[3]
-            padded = nnf.pad(f, (1, 1, 1, 1))
-            patches = padded[image_index[rows][:, None, None], :, (y[:, None] + offsets)[:, :, None],
-                             (x[:, None] + offsets)[:, None, :]]  # [n, 3, 3, C_in]
-            patches = patches.permute(0, 3, 1, 2).reshape(len(rows), -1)
-            dropped = nnf.dropout(patches.expand(self.mc_samples, -1, -1), self.dropout_p, True)
-            out = torch.addmm(conv.bias, dropped.reshape(-1, patches.shape[1]), conv.weight.flatten(1).T)
-            out = out.view(self.mc_samples, len(rows), num_base, channels)
-            logits[:, rows] = out[:, torch.arange(len(rows), device=out.device), base]
+            # Kept locations (several anchors share one) and, in the zero-padded map, their neighbours.
+            locations, loc_of_row = torch.unique(image_index[rows] * height * width + position, return_inverse=True)
+            b, y, x = locations // (height * width), (locations % (height * width)) // width, locations % width
+            neighbours = (b[:, None] * (height + 2) + y[:, None] + dy.flatten()) * (width + 2) + x[:, None] + dx.flatten()
+            elements, neighbour_slot = torch.unique(neighbours, return_inverse=True)  # [U], [L, 9]
+            values = nnf.pad(f, (1, 1, 1, 1)).permute(0, 2, 3, 1).reshape(-1, f.shape[1])[elements]
+            dropped = nnf.dropout(values.expand(self.mc_samples, -1, -1), self.dropout_p, True)  # [T, U, C_in]
+            out = conv.bias.expand(self.mc_samples, len(locations), -1).clone()
+            for k in range(9):
+                out += dropped[:, neighbour_slot[:, k]] @ conv.weight[:, :, k // 3, k % 3].T
+            out = out.view(self.mc_samples, len(locations), num_base, channels)
+            logits[:, rows] = out[:, loc_of_row, base]
         return logits
 
     def _probs(self, cls_maps: Sequence[Tensor], keep: Tuple[Tensor, Tensor] = None) -> Tensor:

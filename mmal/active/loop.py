@@ -1,0 +1,217 @@
+"""The active-learning driver: trials of train -> evaluate -> acquire cycles, crash-safe."""
+from __future__ import annotations
+
+import copy
+import gc
+import os
+import os.path as osp
+import shutil
+import time
+from typing import Dict, List, Optional
+
+import torch
+from mmdet.registry import DATASETS
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.dist import get_rank
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from torch.utils.data import DataLoader
+
+from .. import compat
+from ..engine.acquisition import score_pool
+from ..engine.hooks import scoring_pipeline
+from ..errors import UserError
+from ..registry import ADAPTERS, SCORERS
+from ..selection import k_center_greedy, random_subset
+from .settings import ALSettings
+from .state import RunState, config_fingerprint
+
+VOC_LAYOUT = ('VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main/trainval.txt,test.txt} '
+              '(and VOC2012 likewise for VOC07+12)')
+
+
+def with_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
+    """A copy of a dataset config whose (nested) datasets all use ``pipeline``."""
+    cfg = copy.deepcopy(dataset_cfg)
+    if 'datasets' in cfg:
+        cfg['datasets'] = [with_pipeline(d, pipeline) for d in cfg['datasets']]
+    elif 'dataset' in cfg:
+        cfg['dataset'] = with_pipeline(cfg['dataset'], pipeline)
+    else:
+        cfg['pipeline'] = pipeline
+    return cfg
+
+
+def data_roots(dataset_cfg: dict) -> List[str]:
+    """Every ``data_root`` named in a (nested) dataset config."""
+    if 'datasets' in dataset_cfg:
+        return [r for d in dataset_cfg['datasets'] for r in data_roots(d)]
+    if 'dataset' in dataset_cfg:
+        return data_roots(dataset_cfg['dataset'])
+    return [dataset_cfg['data_root']] if dataset_cfg.get('data_root') else []
+
+
+class ActiveLearningLoop:
+    """Runs the experiment an mmdet-style config describes in its ``active_learning`` section.
+
+    Args:
+        cfg: The config; its ``train_dataloader.dataset`` is the pool.
+        work_dir: Where state, checkpoints and ``results.csv`` go.
+        resume: Continue the run in ``work_dir`` from its last completed step.
+        launcher: ``'none'`` or ``'pytorch'`` (torchrun).
+        progress: Show progress bars.
+    """
+
+    def __init__(self, cfg: Config, work_dir: str, resume: bool = False, launcher: str = 'none',
+                 progress: bool = True) -> None:
+        self.cfg, self.work_dir, self.resume, self.launcher, self.progress = cfg, work_dir, resume, launcher, progress
+        self.al = ALSettings.from_cfg(cfg)
+        self.state = RunState(work_dir)
+        self.pool_cfg = cfg.train_dataloader.dataset.to_dict() if hasattr(cfg.train_dataloader.dataset, 'to_dict') \
+            else dict(cfg.train_dataloader.dataset)
+        for root in data_roots(self.pool_cfg) + data_roots(dict(cfg.test_dataloader.dataset)):
+            if not osp.isdir(root):
+                raise UserError(f'the data root {root} does not exist; put the dataset there in the layout '
+                                f'{VOC_LAYOUT} (PASCAL VOC is at host.robots.ox.ac.uk/pascal/VOC) or point '
+                                'data_root elsewhere with --cfg-options.')
+        self.is_main = get_rank() == 0
+
+    # -- the experiment ------------------------------------------------------------------------
+    def run(self) -> List[Dict]:
+        """Run (or finish) every trial; returns the rows of ``results.csv``."""
+        if self.is_main:
+            os.makedirs(self.work_dir, exist_ok=True)
+            self.state.check_or_record_config(config_fingerprint(self.cfg.to_dict()),
+                                              self.cfg.filename or '<config>', self.resume)
+        self.pool = DATASETS.build(self.pool_cfg)
+        if hasattr(self.pool, 'full_init'):
+            self.pool.full_init()
+        rows: List[Dict] = []
+        for trial in range(self.al.num_trials):
+            self.run_trial(trial)
+            rows = self.state.write_results() if self.is_main else rows
+        return rows
+
+    def run_trial(self, trial: int) -> None:
+        pool_size = len(self.pool)
+        gen = torch.Generator().manual_seed(self.al.seed + 1000 * trial)
+        labeled = sorted(torch.randperm(pool_size, generator=gen)[:self.al.initial_count(pool_size)].tolist())
+        for cycle in range(self.al.num_cycles):
+            if cycle > 0:
+                previous = self.state.read(trial, cycle - 1, 'selected.json')
+                labeled = sorted(set(labeled) | set(previous['indices']))
+            self.run_cycle(trial, cycle, labeled)
+
+    def run_cycle(self, trial: int, cycle: int, labeled: List[int]) -> None:
+        """One cycle; each completed step (file) is skipped on resume."""
+        state, last = self.state, cycle == self.al.num_cycles - 1
+        recorded = state.read(trial, cycle, 'labeled.json')
+        if recorded is None:
+            state.write(trial, cycle, 'labeled.json', dict(
+                trial=trial, cycle=cycle, num_labeled=len(labeled), seed=self.al.cycle_seed(trial, cycle),
+                indices=labeled, image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in labeled]))
+        elif recorded['indices'] != labeled:
+            raise UserError(f'{state.path(trial, cycle, "labeled.json")} disagrees with the state before it; '
+                            'the work dir was changed by hand: start a new --work-dir.')
+        start = time.time()
+        runner = None
+        model_path = state.path(trial, cycle, 'model.pth')
+        if not osp.isfile(model_path):
+            runner = self._train(trial, cycle, labeled)
+        metrics = state.read(trial, cycle, 'metrics.json')
+        if metrics is None:
+            runner = runner or self._runner(trial, cycle, labeled, load_from=model_path)
+            results = runner.test()
+            metrics = dict(trial=trial, cycle=cycle, num_labeled=len(labeled),
+                           metrics={k: float(v) for k, v in results.items()})
+            state.write(trial, cycle, 'metrics.json', metrics)
+            state.write_results()
+        train_seconds = time.time() - start
+        start = time.time()
+        if not last and state.read(trial, cycle, 'selected.json') is None:
+            runner = runner or self._runner(trial, cycle, labeled, load_from=model_path)
+            runner.load_or_resume()  # no-op when the model was trained or tested in this runner
+            self._acquire(trial, cycle, labeled, runner)
+        main = self.al.metric or next(iter(metrics['metrics']), None)
+        value = metrics['metrics'].get(main, float('nan')) if main else float('nan')
+        print(f'[al] trial {trial} cycle {cycle}: {len(labeled)} labeled, {main} {value:.4f} '
+              f'(train+eval {train_seconds:.0f} s, acquisition {time.time() - start:.0f} s)', flush=True)
+        del runner
+        gc.collect()
+
+    # -- steps --------------------------------------------------------------------------------------
+    def _runner(self, trial: int, cycle: int, labeled: List[int], load_from: Optional[str] = None) -> Runner:
+        cfg = copy.deepcopy(self.cfg)
+        cfg.pop('active_learning', None)
+        cfg.work_dir = osp.join(self.state.cycle_dir(trial, cycle), 'train')
+        cfg.experiment_name = f'trial{trial}_cycle{cycle}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
+        cfg.train_dataloader.dataset = dict(type='IndexSubset', dataset=self.pool_cfg, indices=labeled)
+        cfg.randomness = dict(seed=self.al.cycle_seed(trial, cycle))
+        cfg.resume = False
+        cfg.load_from = load_from
+        compat.distributed_cfg(cfg, self.launcher)
+        return Runner.from_cfg(cfg)
+
+    def _train(self, trial: int, cycle: int, labeled: List[int]) -> Runner:
+        """Train the cycle's model from the start and save it atomically as ``model.pth``.
+
+        A training interrupted before it finished is started over rather than resumed from its
+        last checkpoint: mmengine does not restore the random state, and only a full rerun gives
+        the same model, hence the same acquisitions, as an uninterrupted run.
+        """
+        train_dir = osp.join(self.state.cycle_dir(trial, cycle), 'train')
+        if self.is_main and osp.isdir(train_dir):
+            shutil.rmtree(train_dir)
+        load_from = None
+        if self.al.retrain == 'finetune' and cycle > 0:
+            load_from = self.state.path(trial, cycle - 1, 'model.pth')
+        runner = self._runner(trial, cycle, labeled, load_from=load_from)
+        runner.train()
+        if self.is_main:
+            tmp = 'model.pth.tmp'
+            runner.save_checkpoint(self.state.cycle_dir(trial, cycle), tmp, save_optimizer=False,
+                                   save_param_scheduler=False)
+            os.replace(osp.join(self.state.cycle_dir(trial, cycle), tmp), self.state.path(trial, cycle, 'model.pth'))
+        return runner
+
+    def _acquire(self, trial: int, cycle: int, labeled: List[int], runner: Runner) -> None:
+        al = self.al
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        scorer_cfg = dict(al.scorer)
+        if scorer_cfg['type'] == 'Random':
+            scorer_cfg.setdefault('seed', al.cycle_seed(trial, cycle))
+        scorer = SCORERS.build(scorer_cfg)
+        adapter = ADAPTERS.build({'type': 'DetectionAdapter', **al.adapter},
+                                 default_args=dict(model=model, requires=scorer.requires))
+        labeled_set = set(labeled)
+        unlabeled = [i for i in range(len(self.pool)) if i not in labeled_set]
+        budget = al.budget
+        if budget > len(unlabeled):
+            print(f'[al] budget {budget} exceeds the {len(unlabeled)} unlabeled images; taking all of them.')
+            budget = len(unlabeled)
+        candidates = unlabeled
+        if al.selection == 'random_subset_topk':
+            gen = torch.Generator().manual_seed(al.cycle_seed(trial, cycle))
+            candidates = [unlabeled[i] for i in random_subset(len(unlabeled), al.subset_size, gen).tolist()]
+        if al.selection == 'coreset':
+            everything = list(range(len(self.pool)))
+            features = score_pool(adapter, scorer, self._loader(everything), self.progress, 'acquisition')
+            mask = torch.zeros(len(everything), dtype=torch.bool)
+            mask[labeled] = True
+            picks, scores = k_center_greedy(features, mask, budget).tolist(), None
+        else:
+            values = score_pool(adapter, scorer, self._loader(candidates), self.progress, 'acquisition')
+            order = scorer.select(values, budget).tolist()
+            picks, scores = [candidates[i] for i in order], [float(values[i]) for i in order]
+        self.state.write(trial, cycle, 'selected.json', dict(
+            trial=trial, cycle=cycle, scorer=al.scorer, selection=al.selection, num_candidates=len(candidates),
+            indices=picks, image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in picks],
+            scores=scores))
+
+    def _loader(self, indices: List[int]) -> DataLoader:
+        pipeline = scoring_pipeline(self.cfg.test_dataloader.dataset.pipeline)
+        dataset = DATASETS.build(dict(type='IndexSubset', dataset=with_pipeline(self.pool_cfg, pipeline),
+                                      indices=indices))
+        return DataLoader(dataset, batch_size=self.al.batch_size, num_workers=self.al.num_workers, shuffle=False,
+                          collate_fn=pseudo_collate)

@@ -1,0 +1,72 @@
+"""Run an active-learning experiment: train -> evaluate -> acquire, cycle after cycle.
+
+    python tools/al_train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...]
+
+The config is an mmdet-style config with an ``active_learning = dict(...)`` section (see
+mmal.active.ALSettings). State goes to the work dir (see mmal.active.state); ``--resume``
+continues a run from its last completed step.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+from collections import defaultdict
+
+import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
+from mmal import compat
+from mmal.active import ActiveLearningLoop
+from mmal.errors import UserError
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Run an active-learning experiment from a config.')
+    parser.add_argument('config', help='config file with an active_learning section')
+    parser.add_argument('--work-dir', help='where state and results go (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', action='store_true', help='continue the run in the work dir')
+    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
+    return parser.parse_args(argv)
+
+
+def cycle_table(rows, metric: str) -> str:
+    """Mean of ``metric`` per cycle over trials, as a small text table."""
+    by_cycle = defaultdict(list)
+    for row in rows:
+        if row['metric'] == metric:
+            by_cycle[(row['cycle'], row['num_labeled'])].append(float(row['value']))
+    lines = [f'{"cycle":>5} {"labeled":>8} {metric:>16} {"trials":>6}']
+    for (cycle, labeled), values in sorted(by_cycle.items()):
+        lines.append(f'{cycle:>5} {labeled:>8} {sum(values) / len(values):>16.4f} {len(values):>6}')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        if not osp.isfile(args.config):
+            raise UserError(f'config file {args.config} does not exist; pass the path of a config under configs/.')
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+        if args.launcher != 'none':
+            compat.distributed_cfg(cfg, args.launcher)
+            compat.init_dist(args.launcher, backend=cfg.env_cfg.dist_cfg.get('backend'))
+        loop = ActiveLearningLoop(cfg, work_dir, resume=args.resume, launcher=args.launcher,
+                                  progress=not args.no_progress)
+        rows = loop.run()
+    except UserError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    if loop.is_main:
+        metric = loop.al.metric or (rows[0]['metric'] if rows else '')
+        print(f'\nActive learning with {loop.al.scorer["type"]} ({args.config}), results in {work_dir}/results.csv')
+        print(cycle_table(rows, metric))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
