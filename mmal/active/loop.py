@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.dist import get_rank
 from mmengine.model import is_model_wrapper
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
@@ -67,6 +68,7 @@ class ActiveLearningLoop:
                  progress: bool = True) -> None:
         self.cfg, self.work_dir, self.resume, self.launcher, self.progress = cfg, work_dir, resume, launcher, progress
         self.al = ALSettings.from_cfg(cfg)
+        init_default_scope(cfg.get('default_scope', 'mmdet'))  # the pool is built before any Runner
         self.state = RunState(work_dir)
         self.pool_cfg = cfg.train_dataloader.dataset.to_dict() if hasattr(cfg.train_dataloader.dataset, 'to_dict') \
             else dict(cfg.train_dataloader.dataset)
@@ -118,10 +120,10 @@ class ActiveLearningLoop:
         runner = None
         model_path = state.path(trial, cycle, 'model.pth')
         if not osp.isfile(model_path):
-            runner = self._train(trial, cycle, labeled)
+            runner = self._train(trial, cycle)
         metrics = state.read(trial, cycle, 'metrics.json')
         if metrics is None:
-            runner = runner or self._runner(trial, cycle, labeled, load_from=model_path)
+            runner = runner or self._runner(trial, cycle, load_from=model_path)
             results = runner.test()
             metrics = dict(trial=trial, cycle=cycle, num_labeled=len(labeled),
                            metrics={k: float(v) for k, v in results.items()})
@@ -130,7 +132,7 @@ class ActiveLearningLoop:
         train_seconds = time.time() - start
         start = time.time()
         if not last and state.read(trial, cycle, 'selected.json') is None:
-            runner = runner or self._runner(trial, cycle, labeled, load_from=model_path)
+            runner = runner or self._runner(trial, cycle, load_from=model_path)
             runner.load_or_resume()  # no-op when the model was trained or tested in this runner
             self._acquire(trial, cycle, labeled, runner)
         main = self.al.metric or next(iter(metrics['metrics']), None)
@@ -141,19 +143,20 @@ class ActiveLearningLoop:
         gc.collect()
 
     # -- steps --------------------------------------------------------------------------------------
-    def _runner(self, trial: int, cycle: int, labeled: List[int], load_from: Optional[str] = None) -> Runner:
+    def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:
         cfg = copy.deepcopy(self.cfg)
         cfg.pop('active_learning', None)
         cfg.work_dir = osp.join(self.state.cycle_dir(trial, cycle), 'train')
         cfg.experiment_name = f'trial{trial}_cycle{cycle}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
-        cfg.train_dataloader.dataset = dict(type='IndexSubset', dataset=self.pool_cfg, indices=labeled)
+        cfg.train_dataloader.dataset = dict(type='IndexSubset', dataset=self.pool_cfg,
+                                            indices_file=self.state.path(trial, cycle, 'labeled.json'))
         cfg.randomness = dict(seed=self.al.cycle_seed(trial, cycle))
         cfg.resume = False
         cfg.load_from = load_from
         compat.distributed_cfg(cfg, self.launcher)
         return Runner.from_cfg(cfg)
 
-    def _train(self, trial: int, cycle: int, labeled: List[int]) -> Runner:
+    def _train(self, trial: int, cycle: int) -> Runner:
         """Train the cycle's model from the start and save it atomically as ``model.pth``.
 
         A training interrupted before it finished is started over rather than resumed from its
@@ -166,7 +169,7 @@ class ActiveLearningLoop:
         load_from = None
         if self.al.retrain == 'finetune' and cycle > 0:
             load_from = self.state.path(trial, cycle - 1, 'model.pth')
-        runner = self._runner(trial, cycle, labeled, load_from=load_from)
+        runner = self._runner(trial, cycle, load_from=load_from)
         runner.train()
         if self.is_main:
             tmp = 'model.pth.tmp'

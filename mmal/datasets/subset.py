@@ -1,7 +1,8 @@
 """Restrict any dataset (VOCDataset, a ConcatDataset of VOC07+12, ...) to given pool indices."""
 from __future__ import annotations
 
-from typing import Sequence, Union
+import json
+from typing import Optional, Sequence, Union
 
 from mmdet.registry import DATASETS
 
@@ -13,9 +14,16 @@ class IndexSubset:
     Args:
         dataset: The whole pool: a dataset or its config.
         indices: Pool indices to keep.
+        indices_file: Or a JSON file whose ``"indices"`` are kept (keeps long lists out of configs).
     """
 
-    def __init__(self, dataset: Union[dict, object], indices: Sequence[int]) -> None:
+    def __init__(self, dataset: Union[dict, object], indices: Optional[Sequence[int]] = None,
+                 indices_file: Optional[str] = None) -> None:
+        if (indices is None) == (indices_file is None):
+            raise ValueError('IndexSubset takes exactly one of `indices` and `indices_file`.')
+        if indices_file is not None:
+            with open(indices_file) as f:
+                indices = json.load(f)['indices']
         self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         self.indices = [int(i) for i in indices]
         if self.indices and not 0 <= min(self.indices) <= max(self.indices) < len(self.dataset):

@@ -1,0 +1,150 @@
+"""The AL driver: state layout, reproducible splits, crash-safe resume, clear errors."""
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+
+AL_TRAIN = osp.join(REPO, 'tools', 'al_train.py')
+
+
+def write_config(tmp_path, data_root, name='al.py', **al):
+    settings = dict(initial_labeled=8, budget=6, num_cycles=3, num_trials=1, batch_size=8,
+                    scorer=dict(type='Entropy'), adapter=dict(box_mode='anchors'))
+    settings.update(al)
+    text = f'''
+_base_ = {osp.join(REPO, 'configs', 'demo', 'ssd_toyvoc_al.py')!r}
+data_root = {data_root!r}
+train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+max_iters = 3
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+log_level = 'WARNING'
+active_learning = {settings!r}
+'''
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def al_train(config, work_dir, *extra, check=True):
+    proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(work_dir), '--no-progress', *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def labeled_sets(work_dir, cycles=3):
+    out = []
+    for k in range(cycles):
+        with open(osp.join(work_dir, 'trial_0', f'cycle_{k}', 'labeled.json')) as f:
+            out.append(json.load(f)['indices'])
+    return out
+
+
+def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root)
+    first = tmp_path / 'run1'
+    proc = al_train(config, first)
+    assert 'pascal_voc/mAP' in proc.stdout and '[al] trial 0 cycle 2: 20 labeled' in proc.stdout
+    sets = labeled_sets(first)
+    assert [len(s) for s in sets] == [8, 14, 20]
+    for k in range(2):
+        cycle = first / 'trial_0' / f'cycle_{k}'
+        selected = json.loads((cycle / 'selected.json').read_text())
+        assert not set(selected['indices']) & set(sets[k])  # only unlabeled images are picked
+        assert sorted(sets[k] + selected['indices']) == sets[k + 1]  # nothing lost, nothing twice
+        assert selected['scores'] == sorted(selected['scores'], reverse=True)
+        assert (cycle / 'metrics.json').is_file() and (cycle / 'model.pth').is_file()
+    assert not (first / 'trial_0' / 'cycle_2' / 'selected.json').exists()  # no acquisition after the last
+    rows = (first / 'results.csv').read_text().splitlines()
+    assert rows[0] == 'trial,cycle,num_labeled,metric,value'
+    assert [r.split(',')[:4] for r in rows[1:] if 'mAP' in r] == [
+        ['0', str(k), str(n), 'pascal_voc/mAP'] for k, n in enumerate([8, 14, 20])]
+
+    again = tmp_path / 'run2'
+    al_train(config, again)
+    assert labeled_sets(again) == sets  # same config, same labeled sets
+
+    random_cfg = write_config(tmp_path, toy_voc_root, name='random.py', scorer=dict(type='Random'))
+    other = tmp_path / 'random'
+    al_train(random_cfg, other)
+    assert labeled_sets(other)[0] == sets[0]  # every method starts from the same split
+
+
+def _kill_when(proc, path, timeout=600):
+    start = time.time()
+    while not osp.exists(path):
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.time() - start < timeout
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_sigkill_anywhere_then_resume_gives_the_same_labeled_sets(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root)
+    reference = tmp_path / 'reference'
+    al_train(config, reference)
+
+    work = tmp_path / 'killed'
+    cmd = [sys.executable, AL_TRAIN, config, '--work-dir', str(work), '--no-progress']
+    # Killed during the training of cycle 1 ...
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _kill_when(proc, work / 'trial_0' / 'cycle_1' / 'train')
+    # ... then during the scoring of cycle 1 (its metrics are written just before).
+    proc = subprocess.Popen(cmd + ['--resume'], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    _kill_when(proc, work / 'trial_0' / 'cycle_1' / 'metrics.json')
+    al_train(config, work, '--resume')
+    assert labeled_sets(work) == labeled_sets(reference)
+    rows = (work / 'results.csv').read_text().splitlines()
+    assert len(rows) == len((reference / 'results.csv').read_text().splitlines())  # no row twice
+
+
+def test_clear_errors_and_nothing_written(toy_voc_root, tmp_path):
+    def fails(config, work, *extra):
+        proc = al_train(config, work, *extra, check=False)
+        assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+        return proc.stderr.strip()
+
+    no_al = tmp_path / 'plain.py'
+    no_al.write_text(f"_base_ = {osp.join(REPO, 'configs', 'demo', 'ssd_toyvoc.py')!r}\n")
+    assert 'no `active_learning' in fails(str(no_al), tmp_path / 'w0')
+
+    assert "unknown scorer 'Entropyy'; registered scorers: BALD" in fails(
+        write_config(tmp_path, toy_voc_root, name='bad.py', scorer=dict(type='Entropyy')), tmp_path / 'w1')
+    assert 'the data root /nowhere/VOCdevkit/ does not exist' in fails(
+        write_config(tmp_path, '/nowhere/VOCdevkit/', name='nodata.py'), tmp_path / 'w2')
+    for w in ('w0', 'w1', 'w2'):
+        assert not (tmp_path / w).exists()
+
+    config = write_config(tmp_path, toy_voc_root, num_cycles=1)
+    al_train(config, tmp_path / 'done')
+    assert 'pass --resume to continue it' in fails(config, tmp_path / 'done')
+    other = write_config(tmp_path, toy_voc_root, name='other.py', num_cycles=1, budget=3)
+    assert 'was started with another config' in fails(other, tmp_path / 'done', '--resume')
+
+
+def test_budget_larger_than_the_pool_takes_what_remains(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root, initial_labeled=30, budget=50, num_cycles=2)
+    proc = al_train(config, tmp_path / 'w')
+    assert 'budget 50 exceeds the 10 unlabeled images; taking all of them' in proc.stdout
+    assert len(labeled_sets(tmp_path / 'w', cycles=2)[1]) == 40
+
+
+def test_random_subset_then_top_k_scores_only_the_subset(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root, num_cycles=2, selection='random_subset_topk', subset_size=10)
+    al_train(config, tmp_path / 'w')
+    selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
+    assert selected['num_candidates'] == 10 and len(selected['indices']) == 6
