@@ -7,12 +7,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from conftest import REPO
 
 AL_TRAIN = osp.join(REPO, 'tools', 'al_train.py')
-
 
 def write_config(tmp_path, data_root, name='al.py', **al):
     settings = dict(initial_labeled=8, budget=6, num_cycles=3, num_trials=1, batch_size=8,
@@ -35,7 +32,6 @@ active_learning = {settings!r}
     path.write_text(text)
     return str(path)
 
-
 def al_train(config, work_dir, *extra, check=True):
     proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(work_dir), '--no-progress', *extra],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -43,14 +39,12 @@ def al_train(config, work_dir, *extra, check=True):
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
-
 def labeled_sets(work_dir, cycles=3):
     out = []
     for k in range(cycles):
         with open(osp.join(work_dir, 'trial_0', f'cycle_{k}', 'labeled.json')) as f:
             out.append(json.load(f)['indices'])
     return out
-
 
 def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
     config = write_config(tmp_path, toy_voc_root)
@@ -81,7 +75,6 @@ def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
     al_train(random_cfg, other)
     assert labeled_sets(other)[0] == sets[0]  # every method starts from the same split
 
-
 def _kill_when(proc, path, timeout=600):
     start = time.time()
     while not osp.exists(path):
@@ -90,7 +83,6 @@ def _kill_when(proc, path, timeout=600):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-
 
 def test_sigkill_anywhere_then_resume_gives_the_same_labeled_sets(toy_voc_root, tmp_path):
     config = write_config(tmp_path, toy_voc_root)
@@ -110,7 +102,6 @@ def test_sigkill_anywhere_then_resume_gives_the_same_labeled_sets(toy_voc_root, 
     assert labeled_sets(work) == labeled_sets(reference)
     rows = (work / 'results.csv').read_text().splitlines()
     assert len(rows) == len((reference / 'results.csv').read_text().splitlines())  # no row twice
-
 
 def test_clear_errors_and_nothing_written(toy_voc_root, tmp_path):
     def fails(config, work, *extra):
@@ -135,16 +126,29 @@ def test_clear_errors_and_nothing_written(toy_voc_root, tmp_path):
     other = write_config(tmp_path, toy_voc_root, name='other.py', num_cycles=1, budget=3)
     assert 'was started with another config' in fails(other, tmp_path / 'done', '--resume')
 
-
 def test_budget_larger_than_the_pool_takes_what_remains(toy_voc_root, tmp_path):
     config = write_config(tmp_path, toy_voc_root, initial_labeled=30, budget=50, num_cycles=2)
     proc = al_train(config, tmp_path / 'w')
     assert 'budget 50 exceeds the 10 unlabeled images; taking all of them' in proc.stdout
     assert len(labeled_sets(tmp_path / 'w', cycles=2)[1]) == 40
 
-
 def test_random_subset_then_top_k_scores_only_the_subset(toy_voc_root, tmp_path):
     config = write_config(tmp_path, toy_voc_root, num_cycles=2, selection='random_subset_topk', subset_size=10)
     al_train(config, tmp_path / 'w')
     selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
     assert selected['num_candidates'] == 10 and len(selected['indices']) == 6
+
+
+def test_unreadable_pool_image_is_skipped_named_and_recorded(tmp_path):
+    import torch
+    from mmal.datasets import ToyVOCSpec, generate_toy_voc
+    root = generate_toy_voc(str(tmp_path / 'toy'), ToyVOCSpec(num_trainval=40, num_test=16, seed=1))
+    initial = set(torch.randperm(40, generator=torch.Generator().manual_seed(0))[:8].tolist())
+    broken = min(set(range(40)) - initial)
+    (tmp_path / 'toy' / 'VOCdevkit' / 'VOC2007' / 'JPEGImages' / f'trainval_{broken:06d}.jpg').write_bytes(b'not a jpeg')
+    config = write_config(tmp_path, root, num_cycles=2, budget=31)  # asks for every unlabeled image
+    proc = al_train(config, tmp_path / 'w')
+    assert f'skipped unreadable pool image' in proc.stdout and f'trainval_{broken:06d}.jpg' in proc.stdout
+    selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
+    assert [u['index'] for u in selected['unreadable']] == [broken]
+    assert broken not in selected['indices'] and len(selected['indices']) == 31

@@ -53,8 +53,7 @@ def main(argv=None) -> int:
             cfg.merge_from_dict(args.cfg_options)
         work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
         if args.launcher != 'none':
-            compat.distributed_cfg(cfg, args.launcher)
-            compat.init_dist(args.launcher, backend=cfg.env_cfg.dist_cfg.get('backend'))
+            compat.init_dist(args.launcher)  # gloo without CUDA, nccl with it; each cycle's Runner finds it ready
         loop = ActiveLearningLoop(cfg, work_dir, resume=args.resume, launcher=args.launcher,
                                   progress=not args.no_progress)
         rows = loop.run()

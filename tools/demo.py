@@ -1,53 +1,68 @@
-"""The README's main job: make the toy VOC set if missing, train the toy SSD on it, report mAP.
+"""The README's main job: active learning on the embedded toy VOC set, random vs entropy.
 
-    python tools/demo.py [--work-dir DIR] [--epochs N]
+    python tools/demo.py [--work-dir DIR] [--toy-root DIR]
+
+Makes the toy VOC set when missing, runs configs/demo/ssd_toyvoc_random.py and
+configs/demo/ssd_toyvoc_entropy.py through the AL driver (4 cycles each: 100 -> 400 labeled) and
+prints both learning curves side by side. Rerunning it resumes the runs in the work dir, so a
+finished demo only prints its table again.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os.path as osp
+import sys
 import time
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
+from mmal.active import ActiveLearningLoop
 from mmal.datasets import generate_toy_voc, toy_voc_exists
+from mmal.errors import UserError
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(ROOT, 'configs', 'demo', 'ssd_toyvoc.py')
+METHODS = ('random', 'entropy')
+
+
+def run_method(method: str, data_root: str, work_dir: str) -> dict:
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'demo', f'ssd_toyvoc_{method}.py'))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = data_root
+    cfg.log_level = 'WARNING'  # the driver prints one line per cycle
+    loop = ActiveLearningLoop(cfg, osp.join(work_dir, method), resume=True)
+    metric = loop.al.metric
+    return {int(r['num_labeled']): float(r['value']) for r in loop.run() if r['metric'] == metric}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
-    parser.add_argument('--epochs', type=int, default=None, help='training epochs (default: the config\'s)')
     parser.add_argument('--toy-root', default=osp.join(ROOT, 'data', 'toy_voc'),
                         help='where the toy VOC set is (made there when missing)')
     args = parser.parse_args()
 
-    toy_root = args.toy_root
-    if not toy_voc_exists(toy_root):
-        print(f'[demo] generating the toy VOC dataset in {toy_root}')
-    data_root = generate_toy_voc(toy_root)
-
-    cfg = Config.fromfile(CONFIG)
-    cfg.work_dir = args.work_dir
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = data_root
-    if args.epochs:
-        cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = args.epochs
-        cfg.param_scheduler[-1].end = cfg.param_scheduler[-1].T_max = args.epochs
+    if not toy_voc_exists(args.toy_root):
+        print(f'[demo] generating the toy VOC dataset in {args.toy_root}')
+    data_root = generate_toy_voc(args.toy_root)
     start = time.time()
-    runner = Runner.from_cfg(cfg)
-    runner.train()  # evaluates on the test split after the last epoch (val_interval)
-    mAP = runner.message_hub.get_scalar('val/pascal_voc/mAP').current()
-    elapsed = time.time() - start
-    result = {'mAP': round(float(mAP), 4), 'seconds': round(elapsed, 1),
-              'epochs': cfg.train_cfg.max_epochs, 'work_dir': cfg.work_dir}
-    print(f"[demo] toy SSD: VOC07 mAP@0.5 {result['mAP']:.3f} on the toy test split after "
-          f"{result['epochs']} epochs, {elapsed:.0f} s")
-    print(json.dumps(result))
+    curves = {}
+    for method in METHODS:
+        print(f'[demo] active learning with {method} acquisition')
+        try:
+            curves[method] = run_method(method, data_root, args.work_dir)
+        except UserError as err:
+            sys.exit(f'error: {err}')
+    print(f'\n[demo] toy VOC, SSD (TinyVGG), VOC07 mAP@0.5 on the test split after each cycle '
+          f'({time.time() - start:.0f} s):')
+    print(f'{"labeled":>8} {"random":>8} {"entropy":>8} {"diff":>7}')
+    for labeled in sorted(curves['random']):
+        r, e = curves['random'][labeled], curves['entropy'].get(labeled, float('nan'))
+        print(f'{labeled:>8} {r:>8.3f} {e:>8.3f} {e - r:>+7.3f}')
+    last = max(curves['random'])
+    print(json.dumps({'curves': {m: {str(k): round(v, 4) for k, v in c.items()} for m, c in curves.items()},
+                      'entropy_minus_random_last': round(curves['entropy'][last] - curves['random'][last], 4),
+                      'seconds': round(time.time() - start, 1)}))
 
 
 if __name__ == '__main__':

@@ -12,15 +12,14 @@ from typing import Dict, List, Optional
 import torch
 from mmdet.registry import DATASETS
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
-from mmengine.dist import get_rank
+from mmengine.dist import all_gather_object, barrier, get_rank, get_world_size
 from mmengine.model import is_model_wrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from .. import compat
-from ..engine.acquisition import score_pool
+from ..engine.acquisition import pool_loader, score_pool
 from ..engine.hooks import scoring_pipeline
 from ..errors import UserError
 from ..registry import ADAPTERS, SCORERS
@@ -82,10 +81,9 @@ class ActiveLearningLoop:
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> List[Dict]:
         """Run (or finish) every trial; returns the rows of ``results.csv``."""
-        if self.is_main:
-            os.makedirs(self.work_dir, exist_ok=True)
-            self.state.check_or_record_config(config_fingerprint(self.cfg.to_dict()),
-                                              self.cfg.filename or '<config>', self.resume)
+        self.state.check_or_record_config(config_fingerprint(self.cfg.to_dict()), self.cfg.filename or '<config>',
+                                          self.resume, record=self.is_main)
+        barrier()
         self.pool = DATASETS.build(self.pool_cfg)
         if hasattr(self.pool, 'full_init'):
             self.pool.full_init()
@@ -108,12 +106,17 @@ class ActiveLearningLoop:
     def run_cycle(self, trial: int, cycle: int, labeled: List[int]) -> None:
         """One cycle; each completed step (file) is skipped on resume."""
         state, last = self.state, cycle == self.al.num_cycles - 1
+        # Ranks decide from the files on disk: every rank reads them between the same barriers, and
+        # only rank 0 writes.
+        barrier()
         recorded = state.read(trial, cycle, 'labeled.json')
-        if recorded is None:
+        barrier()
+        if recorded is None and self.is_main:
             state.write(trial, cycle, 'labeled.json', dict(
                 trial=trial, cycle=cycle, num_labeled=len(labeled), seed=self.al.cycle_seed(trial, cycle),
                 indices=labeled, image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in labeled]))
-        elif recorded['indices'] != labeled:
+        barrier()
+        if recorded is not None and recorded['indices'] != labeled:
             raise UserError(f'{state.path(trial, cycle, "labeled.json")} disagrees with the state before it; '
                             'the work dir was changed by hand: start a new --work-dir.')
         start = time.time()
@@ -127,18 +130,21 @@ class ActiveLearningLoop:
             results = runner.test()
             metrics = dict(trial=trial, cycle=cycle, num_labeled=len(labeled),
                            metrics={k: float(v) for k, v in results.items()})
-            state.write(trial, cycle, 'metrics.json', metrics)
-            state.write_results()
+            if self.is_main:
+                state.write(trial, cycle, 'metrics.json', metrics)
+                state.write_results()
         train_seconds = time.time() - start
         start = time.time()
         if not last and state.read(trial, cycle, 'selected.json') is None:
             runner = runner or self._runner(trial, cycle, load_from=model_path)
             runner.load_or_resume()  # no-op when the model was trained or tested in this runner
             self._acquire(trial, cycle, labeled, runner)
+            barrier()  # selected.json is on disk for every rank
         main = self.al.metric or next(iter(metrics['metrics']), None)
         value = metrics['metrics'].get(main, float('nan')) if main else float('nan')
-        print(f'[al] trial {trial} cycle {cycle}: {len(labeled)} labeled, {main} {value:.4f} '
-              f'(train+eval {train_seconds:.0f} s, acquisition {time.time() - start:.0f} s)', flush=True)
+        if self.is_main:
+            print(f'[al] trial {trial} cycle {cycle}: {len(labeled)} labeled, {main} {value:.4f} '
+                  f'(train+eval {train_seconds:.0f} s, acquisition {time.time() - start:.0f} s)', flush=True)
         del runner
         gc.collect()
 
@@ -166,6 +172,7 @@ class ActiveLearningLoop:
         train_dir = osp.join(self.state.cycle_dir(trial, cycle), 'train')
         if self.is_main and osp.isdir(train_dir):
             shutil.rmtree(train_dir)
+        barrier()
         load_from = None
         if self.al.retrain == 'finetune' and cycle > 0:
             load_from = self.state.path(trial, cycle - 1, 'model.pth')
@@ -176,6 +183,7 @@ class ActiveLearningLoop:
             runner.save_checkpoint(self.state.cycle_dir(trial, cycle), tmp, save_optimizer=False,
                                    save_param_scheduler=False)
             os.replace(osp.join(self.state.cycle_dir(trial, cycle), tmp), self.state.path(trial, cycle, 'model.pth'))
+        barrier()
         return runner
 
     def _acquire(self, trial: int, cycle: int, labeled: List[int], runner: Runner) -> None:
@@ -190,31 +198,68 @@ class ActiveLearningLoop:
         labeled_set = set(labeled)
         unlabeled = [i for i in range(len(self.pool)) if i not in labeled_set]
         budget = al.budget
-        if budget > len(unlabeled):
+        if budget > len(unlabeled) and self.is_main:
             print(f'[al] budget {budget} exceeds the {len(unlabeled)} unlabeled images; taking all of them.')
-            budget = len(unlabeled)
+        budget = min(budget, len(unlabeled))
         candidates = unlabeled
         if al.selection == 'random_subset_topk':
             gen = torch.Generator().manual_seed(al.cycle_seed(trial, cycle))
             candidates = [unlabeled[i] for i in random_subset(len(unlabeled), al.subset_size, gen).tolist()]
-        if al.selection == 'coreset':
-            everything = list(range(len(self.pool)))
-            features = score_pool(adapter, scorer, self._loader(everything), self.progress, 'acquisition')
-            mask = torch.zeros(len(everything), dtype=torch.bool)
-            mask[labeled] = True
-            picks, scores = k_center_greedy(features, mask, budget).tolist(), None
-        else:
-            values = score_pool(adapter, scorer, self._loader(candidates), self.progress, 'acquisition')
+        unreadable: Dict[int, str] = {}
+        if not scorer.requires:  # random: one draw for the whole candidate list, whatever the sharding
+            values = scorer({'num_images': len(candidates)})
             order = scorer.select(values, budget).tolist()
             picks, scores = [candidates[i] for i in order], [float(values[i]) for i in order]
+        elif al.selection == 'coreset':
+            features, unreadable = self._score_sharded(adapter, scorer, list(range(len(self.pool))))
+            readable = torch.tensor([i not in unreadable for i in range(len(self.pool))])
+            mask = torch.zeros(len(self.pool), dtype=torch.bool)
+            mask[labeled] = True
+            kept = readable.nonzero().squeeze(1)
+            order = k_center_greedy(features[kept], mask[kept], min(budget, int((~mask[kept]).sum())))
+            picks, scores = kept[order].tolist(), None
+        else:
+            values, unreadable = self._score_sharded(adapter, scorer, candidates)
+            readable = [i for i, c in enumerate(candidates) if c not in unreadable]
+            order = scorer.select(values[readable], min(budget, len(readable))).tolist()
+            picks, scores = [candidates[readable[i]] for i in order], [float(values[readable[i]]) for i in order]
+        if not self.is_main:
+            return
+        for index, error in sorted(unreadable.items()):
+            print(f'[al] skipped unreadable pool image {self.pool.get_data_info(index).get("img_path", index)}: '
+                  f'{error}')
         self.state.write(trial, cycle, 'selected.json', dict(
             trial=trial, cycle=cycle, scorer=al.scorer, selection=al.selection, num_candidates=len(candidates),
             indices=picks, image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in picks],
-            scores=scores))
+            scores=scores, unreadable=[dict(index=i, image_id=str(self.pool.get_data_info(i).get('img_id', i)),
+                                            error=e) for i, e in sorted(unreadable.items())]))
+
+    def _score_sharded(self, adapter, scorer, indices: List[int]):
+        """Scores (or features) of ``indices``, in that order, and the unreadable ones.
+
+        Each rank scores every world-size-th index, so every index is scored exactly once; the
+        shards are gathered to every rank.
+
+        Returns:
+            ``(values, unreadable)``: values with NaN rows for unreadable images, and
+            ``{pool index: error}`` of those.
+        """
+        rank, world = get_rank(), get_world_size()
+        mine = indices[rank::world]
+        failed: list = []
+        values = score_pool(adapter, scorer, self._loader(mine), self.progress and rank == 0, 'acquisition', failed)
+        unreadable = {mine[pos]: err for pos, err in failed}
+        if world == 1:
+            return values, unreadable
+        shards = all_gather_object((values, unreadable))
+        out = torch.empty((len(indices), ) + tuple(shards[0][0].shape[1:]), dtype=shards[0][0].dtype)
+        for r, (shard, shard_failed) in enumerate(shards):
+            out[r::world] = shard
+            unreadable.update(shard_failed)
+        return out, unreadable
 
     def _loader(self, indices: List[int]) -> DataLoader:
         pipeline = scoring_pipeline(self.cfg.test_dataloader.dataset.pipeline)
         dataset = DATASETS.build(dict(type='IndexSubset', dataset=with_pipeline(self.pool_cfg, pipeline),
                                       indices=indices))
-        return DataLoader(dataset, batch_size=self.al.batch_size, num_workers=self.al.num_workers, shuffle=False,
-                          collate_fn=pseudo_collate)
+        return pool_loader(dataset, self.al.batch_size, self.al.num_workers)

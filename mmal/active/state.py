@@ -24,7 +24,7 @@ from typing import Dict, List, Optional
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text
 
-IGNORED_KEYS = ('work_dir', 'resume', 'launcher', 'load_from')
+IGNORED_KEYS = ('work_dir', 'resume', 'launcher', 'load_from', 'log_level', 'experiment_name')
 
 
 def config_fingerprint(cfg_dict: dict) -> str:
@@ -62,8 +62,8 @@ class RunState:
     def has_run(self) -> bool:
         return osp.isfile(osp.join(self.work_dir, 'al_config.json'))
 
-    def check_or_record_config(self, fingerprint: str, config_name: str, resume: bool) -> None:
-        """Record the config of a new run; on resume refuse a work dir of another config.
+    def check_or_record_config(self, fingerprint: str, config_name: str, resume: bool, record: bool = True) -> None:
+        """Record the config of a new run (when ``record``); on resume refuse a work dir of another config.
 
         Raises:
             UserError: One sentence naming the problem and the fix.
@@ -79,7 +79,8 @@ class RunState:
                 raise UserError(f'{self.work_dir} was started with another config ({recorded["config"]}); '
                                    'resume it with that config or choose another --work-dir.')
             return
-        atomic_write_json(path, dict(fingerprint=fingerprint, config=config_name))
+        if record:
+            atomic_write_json(path, dict(fingerprint=fingerprint, config=config_name))
 
     def write_results(self) -> List[Dict]:
         """Rebuild ``results.csv`` from every cycle's ``metrics.json`` (so no row is ever doubled)."""

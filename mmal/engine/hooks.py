@@ -7,7 +7,6 @@ from typing import Optional, Union
 
 import torch
 from mmdet.registry import HOOKS
-from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch.utils.data import DataLoader
@@ -15,7 +14,7 @@ from torch.utils.data import DataLoader
 from ..datasets.image_pool import ImagePoolDataset
 from ..fileio import atomic_write_json
 from ..registry import ADAPTERS, SCORERS
-from .acquisition import score_pool
+from .acquisition import pool_loader, score_pool
 
 
 def scoring_pipeline(test_pipeline) -> list:
@@ -68,8 +67,7 @@ class ActiveLearningHook(Hook):
             dataset = ImagePoolDataset(**{**pool, 'pipeline': pool.get('pipeline', pipeline)})
         else:
             dataset = ImagePoolDataset(pool=pool, pipeline=pipeline)
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, shuffle=False,
-                          collate_fn=pseudo_collate)
+        return pool_loader(dataset, self.batch_size, self.num_workers)
 
     def after_train(self, runner) -> None:
         if runner.rank != 0:

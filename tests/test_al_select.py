@@ -1,0 +1,45 @@
+"""tools/al_select.py: rank a folder / list / COCO json of users' images with a trained model."""
+import csv
+import json
+import os.path as osp
+import shutil
+import subprocess
+import sys
+
+from conftest import REPO
+from test_al_driver import al_train, write_config
+
+AL_SELECT = osp.join(REPO, 'tools', 'al_select.py')
+
+
+def test_select_from_folder_and_list(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root, num_cycles=1)
+    al_train(config, tmp_path / 'run')
+    ckpt = str(tmp_path / 'run' / 'trial_0' / 'cycle_0' / 'model.pth')
+    folder = tmp_path / 'mine'
+    shutil.copytree(osp.join(toy_voc_root, 'VOC2007', 'JPEGImages'), folder)
+    (folder / 'zz_broken.jpg').write_bytes(b'garbage')
+
+    def run(pool, out, *extra):
+        return subprocess.run([sys.executable, AL_SELECT, config, ckpt, '--pool', str(pool), '--budget', '5',
+                               '--out', str(out), *extra], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+    proc = run(folder, tmp_path / 'next.csv')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'skipped unreadable image' in proc.stderr and 'zz_broken.jpg' in proc.stderr
+    with open(tmp_path / 'next.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r['rank']) for r in rows] == [1, 2, 3, 4, 5]
+    scores = [float(r['score']) for r in rows]
+    assert scores == sorted(scores, reverse=True) and all(osp.isfile(r['img_path']) for r in rows)
+
+    proc = run(osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt'), tmp_path / 'next.json',
+               '--scorer', 'VariationRatio')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / 'next.json').read_text())
+    assert result['pool_size'] == 16 and result['scorer'] == {'type': 'VariationRatio'}
+    assert len(result['selected']) == 5 and result['unreadable'] == []
+
+    proc = run(folder, tmp_path / 'x.csv', '--scorer', 'Nope')
+    assert proc.returncode == 2 and 'unknown scorer' in proc.stderr and 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'x.csv').exists()
