@@ -9,7 +9,6 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from torch.utils.data import DataLoader
 
 from ..datasets.image_pool import ImagePoolDataset
 from ..fileio import atomic_write_json
@@ -62,12 +61,11 @@ class ActiveLearningHook(Hook):
         self.out_file, self.batch_size, self.num_workers, self.progress = out_file, batch_size, num_workers, progress
         self.scorer = SCORERS.build(self.scorer_cfg)  # fail at config time on an unknown scorer
 
-    def _loader(self, pool, pipeline) -> DataLoader:
+    @staticmethod
+    def _dataset(pool, pipeline) -> ImagePoolDataset:
         if isinstance(pool, dict):
-            dataset = ImagePoolDataset(**{**pool, 'pipeline': pool.get('pipeline', pipeline)})
-        else:
-            dataset = ImagePoolDataset(pool=pool, pipeline=pipeline)
-        return pool_loader(dataset, self.batch_size, self.num_workers)
+            return ImagePoolDataset(**{**pool, 'pipeline': pool.get('pipeline', pipeline)})
+        return ImagePoolDataset(pool=pool, pipeline=pipeline)
 
     def after_train(self, runner) -> None:
         if runner.rank != 0:
@@ -76,27 +74,40 @@ class ActiveLearningHook(Hook):
         pipeline = scoring_pipeline(runner.cfg.test_dataloader.dataset.pipeline)
         adapter = ADAPTERS.build(dict(type='DetectionAdapter', **self.adapter_cfg),
                                  default_args=dict(model=model, requires=self.scorer.requires))
-        pool = self._loader(self.pool, pipeline)
+        pool = self._dataset(self.pool, pipeline)
         start = time.time()
-        values = score_pool(adapter, self.scorer, pool, progress=self.progress)
+        failed: list = []
+        values = score_pool(adapter, self.scorer, pool_loader(pool, self.batch_size, self.num_workers),
+                            self.progress, 'acquisition', failed)
+        readable = torch.ones(len(pool), dtype=torch.bool)
+        readable[[i for i, _ in failed]] = False
         labeled = None
         if self.scorer.requires == {'features'}:  # core-set: distances to the labeled images
             train = runner.train_dataloader.dataset
             train_paths = [train.get_data_info(i)['img_path'] for i in range(len(train))]
-            labeled_values = score_pool(adapter, self.scorer, self._loader(train_paths, pipeline),
-                                        progress=self.progress, desc='labeled features')
+            labeled_values = score_pool(adapter, self.scorer,
+                                        pool_loader(self._dataset(train_paths, pipeline), self.batch_size),
+                                        self.progress, 'labeled features', [])
             labeled = torch.cat([torch.zeros(len(values), dtype=torch.bool),
                                  torch.ones(len(labeled_values), dtype=torch.bool)])
             values = torch.cat([values, labeled_values])
-        picks = self.scorer.select(values, self.budget, labeled=labeled).tolist()
+            readable = torch.cat([readable, torch.isfinite(labeled_values).all(1)])
+        kept = readable.nonzero().squeeze(1)
+        budget = min(self.budget, int((~labeled[kept]).sum()) if labeled is not None else len(kept))
+        picks = kept[self.scorer.select(values[kept], budget,
+                                        labeled=None if labeled is None else labeled[kept])].tolist()
         scores = values if values.dim() == 1 else None
         selected = []
         for i in picks:
-            info = pool.dataset.get_data_info(i)
+            info = pool.get_data_info(i)
             selected.append(dict(index=i, img_id=info['img_id'], img_path=info['img_path'],
                                  score=None if scores is None else float(scores[i])))
+        for i, err in failed:
+            runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {pool.get_data_info(i)["img_path"]}: '
+                                  f'{err}')
         out = self.out_file if osp.isabs(self.out_file) else osp.join(runner.work_dir, self.out_file)
-        atomic_write_json(out, dict(scorer=self.scorer_cfg, pool_size=len(pool.dataset), budget=self.budget,
-                                    seconds=round(time.time() - start, 2), selected=selected))
-        runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(pool.dataset)} pool images '
+        atomic_write_json(out, dict(scorer=self.scorer_cfg, pool_size=len(pool), budget=self.budget,
+                                    seconds=round(time.time() - start, 2), selected=selected,
+                                    unreadable=[pool.get_data_info(i)['img_path'] for i, _ in failed]))
+        runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(pool)} pool images '
                            f'with {type(self.scorer).__name__}; written to {out}')
