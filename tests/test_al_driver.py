@@ -152,3 +152,12 @@ def test_unreadable_pool_image_is_skipped_named_and_recorded(tmp_path):
     selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
     assert [u['index'] for u in selected['unreadable']] == [broken]
     assert broken not in selected['indices'] and len(selected['indices']) == 31
+
+
+def test_progress_bars_for_training_and_acquisition(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root, num_cycles=2)
+    proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(tmp_path / 'w')], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'training: 100%' in proc.stderr and '3/3' in proc.stderr  # max_iters=3
+    assert 'acquisition: 100%' in proc.stderr and 'img/s' in proc.stderr

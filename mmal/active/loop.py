@@ -159,6 +159,8 @@ class ActiveLearningLoop:
         cfg.randomness = dict(seed=self.al.cycle_seed(trial, cycle))
         cfg.resume = False
         cfg.load_from = load_from
+        if self.progress:
+            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='TrainProgressHook')]
         compat.distributed_cfg(cfg, self.launcher)
         return Runner.from_cfg(cfg)
 

@@ -9,6 +9,7 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from tqdm import tqdm
 
 from ..datasets.image_pool import ImagePoolDataset
 from ..fileio import atomic_write_json
@@ -111,3 +112,23 @@ class ActiveLearningHook(Hook):
                                     unreadable=[pool.get_data_info(i)['img_path'] for i, _ in failed]))
         runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(pool)} pool images '
                            f'with {type(self.scorer).__name__}; written to {out}')
+
+
+@HOOKS.register_module()
+class TrainProgressHook(Hook):
+    """A progress bar over the training iterations (rank 0), with iterations per second.
+
+    The AL driver adds it to every cycle's Runner; any config may add it to ``custom_hooks``.
+    """
+
+    priority = 'VERY_LOW'
+
+    def before_train(self, runner) -> None:
+        self._bar = tqdm(total=runner.max_iters, initial=runner.iter, desc='training', unit='it',
+                         disable=runner.rank != 0, dynamic_ncols=True)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._bar.update(1)
+
+    def after_train(self, runner) -> None:
+        self._bar.close()
