@@ -148,7 +148,7 @@ def test_unreadable_pool_image_is_skipped_named_and_recorded(tmp_path):
     (tmp_path / 'toy' / 'VOCdevkit' / 'VOC2007' / 'JPEGImages' / f'trainval_{broken:06d}.jpg').write_bytes(b'not a jpeg')
     config = write_config(tmp_path, root, num_cycles=2, budget=31)  # asks for every unlabeled image
     proc = al_train(config, tmp_path / 'w')
-    assert f'skipped unreadable pool image' in proc.stdout and f'trainval_{broken:06d}.jpg' in proc.stdout
+    assert 'skipped unreadable pool image' in proc.stdout and f'trainval_{broken:06d}.jpg' in proc.stdout
     selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
     assert [u['index'] for u in selected['unreadable']] == [broken]
     assert broken not in selected['indices'] and len(selected['indices']) == 31

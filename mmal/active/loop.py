@@ -69,8 +69,7 @@ class ActiveLearningLoop:
         self.al = ALSettings.from_cfg(cfg)
         init_default_scope(cfg.get('default_scope', 'mmdet'))  # the pool is built before any Runner
         self.state = RunState(work_dir)
-        self.pool_cfg = cfg.train_dataloader.dataset.to_dict() if hasattr(cfg.train_dataloader.dataset, 'to_dict') \
-            else dict(cfg.train_dataloader.dataset)
+        self.pool_cfg = cfg.train_dataloader.dataset.to_dict()
         for root in data_roots(self.pool_cfg) + data_roots(dict(cfg.test_dataloader.dataset)):
             if not osp.isdir(root):
                 raise UserError(f'the data root {root} does not exist; put the dataset there in the layout '
