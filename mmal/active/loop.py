@@ -80,8 +80,11 @@ class ActiveLearningLoop:
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> List[Dict]:
         """Run (or finish) every trial; returns the rows of ``results.csv``."""
-        self.state.check_or_record_config(config_fingerprint(self.cfg.to_dict()), self.cfg.filename or '<config>',
-                                          self.resume, record=self.is_main)
+        fingerprint = config_fingerprint(self.cfg.to_dict())
+        self.state.check_config(fingerprint, self.resume)  # every rank, before rank 0 records
+        barrier()
+        if self.is_main:
+            self.state.record_config(fingerprint, self.cfg.filename or '<config>')
         barrier()
         self.pool = DATASETS.build(self.pool_cfg)
         if hasattr(self.pool, 'full_init'):

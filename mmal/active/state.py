@@ -62,24 +62,28 @@ class RunState:
     def has_run(self) -> bool:
         return osp.isfile(osp.join(self.work_dir, 'al_config.json'))
 
-    def check_or_record_config(self, fingerprint: str, config_name: str, resume: bool, record: bool = True) -> None:
-        """Record the config of a new run (when ``record``); on resume refuse a work dir of another config.
+    def check_config(self, fingerprint: str, resume: bool) -> None:
+        """Refuse a work dir that holds a run, unless resuming that run with the same config.
 
         Raises:
             UserError: One sentence naming the problem and the fix.
         """
         path = osp.join(self.work_dir, 'al_config.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                recorded = json.load(f)
-            if not resume:
-                raise UserError(f'{self.work_dir} already holds an active-learning run; pass --resume to '
-                                   'continue it or choose another --work-dir.')
-            if recorded['fingerprint'] != fingerprint:
-                raise UserError(f'{self.work_dir} was started with another config ({recorded["config"]}); '
-                                   'resume it with that config or choose another --work-dir.')
+        if not osp.isfile(path):
             return
-        if record:
+        with open(path) as f:
+            recorded = json.load(f)
+        if not resume:
+            raise UserError(f'{self.work_dir} already holds an active-learning run; pass --resume to '
+                            'continue it or choose another --work-dir.')
+        if recorded['fingerprint'] != fingerprint:
+            raise UserError(f'{self.work_dir} was started with another config ({recorded["config"]}); '
+                            'resume it with that config or choose another --work-dir.')
+
+    def record_config(self, fingerprint: str, config_name: str) -> None:
+        """Record the config of the run (kept as it is when already recorded)."""
+        path = osp.join(self.work_dir, 'al_config.json')
+        if not osp.isfile(path):
             atomic_write_json(path, dict(fingerprint=fingerprint, config=config_name))
 
     def write_results(self) -> List[Dict]:
