@@ -62,7 +62,9 @@ def test_detections_mode_keeps_the_boxes_mmdet_predicts(ssd):
 
 
 def test_consistency_of_a_flip_invariant_model_is_zero(ssd):
-    model = MODELS.build(Config.fromfile(TOY_SSD_CONFIG).model).eval()
+    model = MODELS.build(Config.fromfile(TOY_SSD_CONFIG).model)
+    model.init_weights()
+    model.eval()
     for conv in model.bbox_head.cls_convs:  # bias only: the same prediction everywhere
         torch.nn.init.zeros_(conv[0].weight)
         torch.nn.init.normal_(conv[0].bias)

@@ -36,7 +36,9 @@ def test_config_builds_scores_a_batch_offline(method):
     scorer = SCORERS.build(al.scorer)
     cfg.model.backbone.init_cfg = None  # no download
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval()
+    model = MODELS.build(cfg.model)
+    model.init_weights()  # L2Norm's scale is torch.empty until initialised
+    model.eval()
     adapter = DetectionAdapter(model, scorer.requires, **{**al.get('adapter', {}), 'score_thr': 0.0,
                                                           'max_per_img': 20, 'mc_samples': 2})
     meta = dict(img_shape=(300, 300), ori_shape=(300, 300), scale_factor=(1.0, 1.0))

@@ -56,7 +56,9 @@ def build():
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.init_cfg = None  # random weights, no download
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval()
+    model = MODELS.build(cfg.model)
+    model.init_weights()  # L2Norm's scale is torch.empty until initialised
+    model.eval()
     return cfg, model
 
 
