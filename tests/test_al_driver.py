@@ -65,6 +65,13 @@ def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
     assert rows[0] == 'trial,cycle,num_labeled,metric,value'
     assert [r.split(',')[:4] for r in rows[1:] if 'mAP' in r] == [
         ['0', str(k), str(n), 'pascal_voc/mAP'] for k, n in enumerate([8, 14, 20])]
+    # The results table after every cycle, the run's report, its metric curve for the visualizer.
+    assert proc.stdout.count('[al] results so far, pascal_voc/mAP') == 3 and '| 20 | ' in proc.stdout
+    recorded = json.loads((first / 'al_config.json').read_text())
+    assert (recorded['scorer'], recorded['metric']) == ('Entropy', 'pascal_voc/mAP')
+    assert all((first / 'report' / f).stat().st_size > 0 for f in ('summary.md', 'summary.csv', 'curves.png'))
+    scalars = [json.loads(line) for line in (first / 'vis_data' / 'scalars.json').read_text().splitlines()]
+    assert [s['step'] for s in scalars] == [8, 14, 20] and 'al/trial_0/pascal_voc/mAP' in scalars[0]
 
     again = tmp_path / 'run2'
     al_train(config, again)

@@ -4,19 +4,20 @@
 
 The config is an mmdet-style config with an ``active_learning = dict(...)`` section (see
 mmal.active.ALSettings). State goes to the work dir (see mmal.active.state); ``--resume``
-continues a run from its last completed step.
+continues a run from its last completed step. The results table is printed after every cycle, and
+the run's report (tools/al_report.py) is written to ``<work dir>/report`` at the end.
 """
 from __future__ import annotations
 
 import argparse
 import os.path as osp
 import sys
-from collections import defaultdict
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal import compat
 from mmal.active import ActiveLearningLoop
 from mmal.errors import UserError
+from mmal.report import read_run, write_report
 from mmengine.config import Config, DictAction
 
 
@@ -29,18 +30,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
     return parser.parse_args(argv)
-
-
-def cycle_table(rows, metric: str) -> str:
-    """Mean of ``metric`` per cycle over trials, as a small text table."""
-    by_cycle = defaultdict(list)
-    for row in rows:
-        if row['metric'] == metric:
-            by_cycle[(row['cycle'], row['num_labeled'])].append(float(row['value']))
-    lines = [f'{"cycle":>5} {"labeled":>8} {metric:>16} {"trials":>6}']
-    for (cycle, labeled), values in sorted(by_cycle.items()):
-        lines.append(f'{cycle:>5} {labeled:>8} {sum(values) / len(values):>16.4f} {len(values):>6}')
-    return '\n'.join(lines)
 
 
 def main(argv=None) -> int:
@@ -56,14 +45,15 @@ def main(argv=None) -> int:
             compat.init_dist(args.launcher)  # gloo without CUDA, nccl with it; each cycle's Runner finds it ready
         loop = ActiveLearningLoop(cfg, work_dir, resume=args.resume, launcher=args.launcher,
                                   progress=not args.no_progress)
-        rows = loop.run()
+        loop.run()
+        if loop.is_main:
+            paths = write_report([read_run(work_dir)], osp.join(work_dir, 'report'), loop.al.metric)
     except UserError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
     if loop.is_main:
-        metric = loop.al.metric or (rows[0]['metric'] if rows else '')
-        print(f'\nActive learning with {loop.al.scorer["type"]} ({args.config}), results in {work_dir}/results.csv')
-        print(cycle_table(rows, metric))
+        print(f'\nActive learning with {loop.al.scorer["type"]} ({args.config}): results in {work_dir}/results.csv, '
+              f'report in {paths["markdown"]} and {paths["plot"]}')
     return 0
 
 

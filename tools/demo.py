@@ -4,7 +4,8 @@
 
 Makes the toy VOC set when missing, runs configs/demo/ssd_toyvoc_random.py and
 configs/demo/ssd_toyvoc_entropy.py through the AL driver (4 cycles each: 100 -> 400 labeled) and
-prints both learning curves side by side. Rerunning it resumes the runs in the work dir, so a
+prints both learning curves side by side, with a report (summary.md, curves.png) in
+<work dir>/report. Rerunning it resumes the runs in the work dir, so a
 finished demo only prints its table again.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal.active import ActiveLearningLoop
 from mmal.datasets import generate_toy_voc, toy_voc_exists
 from mmal.errors import UserError
+from mmal.report import read_run, write_report
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -59,6 +61,9 @@ def main() -> None:
     for labeled in sorted(curves['random']):
         r, e = curves['random'][labeled], curves['entropy'].get(labeled, float('nan'))
         print(f'{labeled:>8} {r:>8.3f} {e:>8.3f} {e - r:>+7.3f}')
+    report = write_report([read_run(osp.join(args.work_dir, m), m) for m in METHODS],
+                          osp.join(args.work_dir, 'report'), title='toy VOC demo: random vs entropy')
+    print(f'[demo] report: {report["markdown"]}, {report["plot"]}')
     last = max(curves['random'])
     print(json.dumps({'curves': {m: {str(k): round(v, 4) for k, v in c.items()} for m, c in curves.items()},
                       'entropy_minus_random_last': round(curves['entropy'][last] - curves['random'][last], 4),

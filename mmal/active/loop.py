@@ -14,7 +14,7 @@ from mmdet.registry import DATASETS
 from mmengine.config import Config
 from mmengine.dist import all_gather_object, barrier, get_rank, get_world_size
 from mmengine.model import is_model_wrapper
-from mmengine.registry import init_default_scope
+from mmengine.registry import VISBACKENDS, init_default_scope
 from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
@@ -23,6 +23,7 @@ from ..engine.acquisition import pool_loader, score_pool
 from ..engine.hooks import scoring_pipeline
 from ..errors import UserError
 from ..registry import ADAPTERS, SCORERS
+from ..report import Run, choose_metric, markdown_table, summarise
 from ..selection import k_center_greedy, random_subset
 from .settings import ALSettings
 from .state import RunState, config_fingerprint
@@ -84,7 +85,8 @@ class ActiveLearningLoop:
         self.state.check_config(fingerprint, self.resume)  # every rank, before rank 0 records
         barrier()
         if self.is_main:
-            self.state.record_config(fingerprint, self.cfg.filename or '<config>')
+            self.state.record_config(fingerprint, self.cfg.filename or '<config>', scorer=self.al.scorer['type'],
+                                     metric=self.al.metric)
         barrier()
         self.pool = DATASETS.build(self.pool_cfg)
         if hasattr(self.pool, 'full_init'):
@@ -134,7 +136,8 @@ class ActiveLearningLoop:
                            metrics={k: float(v) for k, v in results.items()})
             if self.is_main:
                 state.write(trial, cycle, 'metrics.json', metrics)
-                state.write_results()
+                self._log_scalars(trial, metrics)
+                self._print_table(state.write_results())
         train_seconds = time.time() - start
         start = time.time()
         if not last and state.read(trial, cycle, 'selected.json') is None:
@@ -149,6 +152,25 @@ class ActiveLearningLoop:
                   f'(train+eval {train_seconds:.0f} s, acquisition {time.time() - start:.0f} s)', flush=True)
         del runner
         gc.collect()
+
+    # -- what the user sees ----------------------------------------------------------------------------
+    def _print_table(self, rows: List[Dict]) -> None:
+        """The results so far: mean ± std over trials per labeled count."""
+        name = osp.splitext(osp.basename(self.cfg.filename or 'run'))[0]
+        run = Run(name=name, work_dir=self.work_dir, rows=rows, metric=self.al.metric)
+        metric = choose_metric([run])
+        print('[al] results so far, ' + markdown_table(summarise([run], metric), metric), flush=True)
+
+    def _log_scalars(self, trial: int, metrics: Dict) -> None:
+        """Each cycle's test metrics against the labeled count, through the config's visualizer
+        backends (``LocalVisBackend`` writes ``<work_dir>/vis_data/scalars.json``; add
+        ``dict(type='TensorboardVisBackend')`` to ``visualizer.vis_backends`` for TensorBoard)."""
+        backends = self.cfg.get('visualizer', {}).get('vis_backends') or [dict(type='LocalVisBackend')]
+        scalars = {f'al/trial_{trial}/{k}': v for k, v in metrics['metrics'].items()}
+        for backend_cfg in backends:
+            backend = VISBACKENDS.build({**backend_cfg, 'save_dir': osp.join(self.work_dir, 'vis_data')})
+            backend.add_scalars(scalars, step=metrics['num_labeled'])
+            backend.close()
 
     # -- steps --------------------------------------------------------------------------------------
     def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:

@@ -1,6 +1,6 @@
 """What an active-learning run keeps on disk, and how it is found again on resume.
 
-    <work_dir>/al_config.json                  fingerprint of the config the run was started with
+    <work_dir>/al_config.json                  the config the run was started with: fingerprint, file, scorer, metric
     <work_dir>/results.csv                     trial,cycle,num_labeled,metric,value (rebuilt atomically)
     <work_dir>/trial_<t>/cycle_<k>/labeled.json   the labeled set cycle k trains on
     <work_dir>/trial_<t>/cycle_<k>/model.pth      the trained model (written when training completed)
@@ -80,11 +80,17 @@ class RunState:
             raise UserError(f'{self.work_dir} was started with another config ({recorded["config"]}); '
                             'resume it with that config or choose another --work-dir.')
 
-    def record_config(self, fingerprint: str, config_name: str) -> None:
-        """Record the config of the run (kept as it is when already recorded)."""
+    def record_config(self, fingerprint: str, config_name: str, **info) -> None:
+        """Record the config of the run (kept as it is when already recorded).
+
+        Args:
+            fingerprint: :func:`config_fingerprint` of the config.
+            config_name: The config's file name.
+            **info: More to record for readers of the run (the scorer, the metric of the report).
+        """
         path = osp.join(self.work_dir, 'al_config.json')
         if not osp.isfile(path):
-            atomic_write_json(path, dict(fingerprint=fingerprint, config=config_name))
+            atomic_write_json(path, dict(fingerprint=fingerprint, config=config_name, **info))
 
     def write_results(self) -> List[Dict]:
         """Rebuild ``results.csv`` from every cycle's ``metrics.json`` (so no row is ever doubled)."""
