@@ -16,6 +16,6 @@ if mmdet is not None:
     from . import compat
 
     compat.apply()
-    from . import active, datasets, engine, models  # noqa: F401  (registers modules)
+    from . import active, datasets, engine, evaluation, models  # noqa: F401  (registers modules)
 
 from . import scoring, selection  # noqa: E402,F401

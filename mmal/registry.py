@@ -1,8 +1,19 @@
 """mmal's own registries (mmal's models, hooks and datasets go into mmdet's)."""
 from mmengine.registry import Registry
 
+
+class _OwnScopeRegistry(Registry):
+    """A registry that builds in its own scope whatever the default scope (mmdet in configs), so
+    building a scorer inside an mmdet run needs no scope search (and logs no warning about it)."""
+
+    def build(self, cfg, *args, **kwargs):
+        cfg = dict(cfg)
+        cfg.setdefault('_scope_', self.scope)
+        return super().build(cfg, *args, **kwargs)
+
+
 #: Acquisition functions, named in configs as ``scorer=dict(type='Entropy', ...)``.
-SCORERS = Registry('scorer', scope='mmal', locations=['mmal.scoring'])
+SCORERS = _OwnScopeRegistry('scorer', scope='mmal', locations=['mmal.scoring'])
 
 #: Model adapters that turn a model and a batch into the outputs a scorer requires.
-ADAPTERS = Registry('adapter', scope='mmal', locations=['mmal.models'])
+ADAPTERS = _OwnScopeRegistry('adapter', scope='mmal', locations=['mmal.models'])

@@ -141,3 +141,11 @@ def test_write_report_with_only_nan_values_does_not_crash(tmp_path):
     text = open(paths['markdown']).read()
     assert '| 10 | NaN |' in text and '| random | NaN | NaN |' in text
     assert osp.getsize(paths['plot']) > 0
+
+
+def test_short_names_keep_the_method_word():
+    assert short_names(['cifar10_random', 'cifar10_entropy']) == ['random', 'entropy']
+    assert short_names(['cifar10_entropy_budget500', 'cifar10_entropy_budget2000']) == [
+        'entropy_budget500', 'entropy_budget2000']
+    assert short_names(['ssd_voc_random', 'ssd_voc_var_ratio']) == ['random', 'var_ratio']
+    assert short_names(['only_one']) == ['only_one']

@@ -17,11 +17,11 @@ import sys
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal.datasets import ImagePoolDataset
-from mmal.engine import pool_loader, score_pool
+from mmal.engine import build_adapter, pool_loader, score_pool
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
 from mmal.fileio import atomic_write_json, atomic_write_text
-from mmal.registry import ADAPTERS, SCORERS
+from mmal.registry import SCORERS
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -68,8 +68,7 @@ def select(args) -> dict:
     model.eval()
     dataset = ImagePoolDataset(pool=args.pool, img_dir=args.img_dir,
                                pipeline=scoring_pipeline(cfg.test_dataloader.dataset.pipeline))
-    adapter = ADAPTERS.build({'type': 'DetectionAdapter', **al.get('adapter', {})},
-                             default_args=dict(model=model, requires=scorer.requires))
+    adapter = build_adapter(model, scorer.requires, al.get('adapter'))
     failed: list = []
     scores = score_pool(adapter, scorer, pool_loader(dataset, args.batch_size), True, 'ranking', failed)
     unreadable = {i: err for i, err in failed}

@@ -7,7 +7,7 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmdet.registry import DATASETS
@@ -19,17 +19,17 @@ from mmengine.runner import Runner
 from torch.utils.data import DataLoader
 
 from .. import compat
-from ..engine.acquisition import pool_loader, score_pool
+from ..engine.acquisition import build_adapter, pool_loader, score_pool
 from ..engine.hooks import scoring_pipeline
 from ..errors import UserError
-from ..registry import ADAPTERS, SCORERS
+from ..registry import SCORERS
 from ..report import Run, choose_metric, markdown_table, summarise
 from ..selection import k_center_greedy, random_subset
 from .settings import ALSettings
 from .state import RunState, config_fingerprint
 
 VOC_LAYOUT = ('VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main/trainval.txt,test.txt} '
-              '(and VOC2012 likewise for VOC07+12)')
+              '(and VOC2012 likewise for VOC07+12; PASCAL VOC is at host.robots.ox.ac.uk/pascal/VOC)')
 
 
 def with_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
@@ -44,13 +44,17 @@ def with_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
     return cfg
 
 
-def data_roots(dataset_cfg: dict) -> List[str]:
-    """Every ``data_root`` named in a (nested) dataset config."""
+def data_roots(dataset_cfg: dict) -> List[Tuple[str, str]]:
+    """``(data_root, expected layout)`` of every leaf of a (nested) dataset config."""
     if 'datasets' in dataset_cfg:
         return [r for d in dataset_cfg['datasets'] for r in data_roots(d)]
     if 'dataset' in dataset_cfg:
         return data_roots(dataset_cfg['dataset'])
-    return [dataset_cfg['data_root']] if dataset_cfg.get('data_root') else []
+    if not dataset_cfg.get('data_root'):
+        return []
+    cls = DATASETS.get(dataset_cfg['type']) if isinstance(dataset_cfg.get('type'), str) else dataset_cfg.get('type')
+    hint = cls.layout_hint() if hasattr(cls, 'layout_hint') else VOC_LAYOUT
+    return [(dataset_cfg['data_root'], hint)]
 
 
 class ActiveLearningLoop:
@@ -71,11 +75,10 @@ class ActiveLearningLoop:
         init_default_scope(cfg.get('default_scope', 'mmdet'))  # the pool is built before any Runner
         self.state = RunState(work_dir)
         self.pool_cfg = cfg.train_dataloader.dataset.to_dict()
-        for root in data_roots(self.pool_cfg) + data_roots(dict(cfg.test_dataloader.dataset)):
+        for root, layout in data_roots(self.pool_cfg) + data_roots(dict(cfg.test_dataloader.dataset)):
             if not osp.isdir(root):
                 raise UserError(f'the data root {root} does not exist; put the dataset there in the layout '
-                                f'{VOC_LAYOUT} (PASCAL VOC is at host.robots.ox.ac.uk/pascal/VOC) or point '
-                                'data_root elsewhere with --cfg-options.')
+                                f'{layout} or point data_root elsewhere with --cfg-options.')
         self.is_main = get_rank() == 0
 
     # -- the experiment ------------------------------------------------------------------------
@@ -219,8 +222,7 @@ class ActiveLearningLoop:
         if scorer_cfg['type'] == 'Random':
             scorer_cfg.setdefault('seed', al.cycle_seed(trial, cycle))
         scorer = SCORERS.build(scorer_cfg)
-        adapter = ADAPTERS.build({'type': 'DetectionAdapter', **al.adapter},
-                                 default_args=dict(model=model, requires=scorer.requires))
+        adapter = build_adapter(model, scorer.requires, al.adapter)
         labeled_set = set(labeled)
         unlabeled = [i for i in range(len(self.pool)) if i not in labeled_set]
         budget = al.budget

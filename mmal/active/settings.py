@@ -20,7 +20,8 @@ class ALSettings:
         budget: Images added per cycle.
         num_cycles: Trainings per trial (``num_cycles - 1`` acquisitions between them).
         scorer: Scorer config (``mmal.registry.SCORERS``).
-        adapter: Adapter config; ``type`` defaults to ``'DetectionAdapter'``.
+        adapter: Adapter config; ``type`` defaults to the model's ``default_adapter``
+            (``ClassificationAdapter`` for ``ImageClassifier``), else ``'DetectionAdapter'``.
         selection: ``'topk'``, ``'random_subset_topk'`` (score a random ``subset_size`` of the
             unlabeled pool only) or ``'coreset'`` (k-center greedy on features).
         subset_size: Candidates of ``random_subset_topk`` (10,000 in the study).

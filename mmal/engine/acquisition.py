@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..registry import ADAPTERS
 from ..scoring.scorers import Scorer
 
 
@@ -86,3 +87,17 @@ def score_pool(adapter, scorer: Scorer, dataloader: Iterable, progress: bool = T
     for positions, values in rows:
         out[positions] = values
     return out
+
+
+def build_adapter(model, requires, cfg: Optional[dict] = None):
+    """The adapter (``mmal.registry.ADAPTERS``) that feeds ``model``'s outputs to a scorer.
+
+    Args:
+        model: The trained model (unwrapped).
+        requires: The scorer's ``requires``.
+        cfg: Adapter options; ``type`` defaults to the model's ``default_adapter`` (classifiers:
+            ``ClassificationAdapter``) or ``DetectionAdapter``.
+    """
+    cfg = dict(cfg or {})
+    cfg.setdefault('type', getattr(model, 'default_adapter', 'DetectionAdapter'))
+    return ADAPTERS.build(cfg, default_args=dict(model=model, requires=requires))

@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from ..datasets.image_pool import ImagePoolDataset
 from ..fileio import atomic_write_json
-from ..registry import ADAPTERS, SCORERS
-from .acquisition import pool_loader, score_pool
+from ..registry import SCORERS
+from .acquisition import build_adapter, pool_loader, score_pool
 
 
 def scoring_pipeline(test_pipeline) -> list:
@@ -73,8 +73,7 @@ class ActiveLearningHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         pipeline = scoring_pipeline(runner.cfg.test_dataloader.dataset.pipeline)
-        adapter = ADAPTERS.build(dict(type='DetectionAdapter', **self.adapter_cfg),
-                                 default_args=dict(model=model, requires=self.scorer.requires))
+        adapter = build_adapter(model, self.scorer.requires, self.adapter_cfg)
         pool = self._dataset(self.pool, pipeline)
         start = time.time()
         failed: list = []
@@ -132,3 +131,22 @@ class TrainProgressHook(Hook):
 
     def after_train(self, runner) -> None:
         self._bar.close()
+
+
+@HOOKS.register_module()
+class LLALDetachHook(Hook):
+    """Stop LLAL's loss-prediction gradient into the backbone from epoch ``epoch`` on (LLAL detaches
+    after 120 of 200 epochs). The model reads its ``llal_detached`` flag.
+
+    Args:
+        epoch: First (0-based) training epoch whose loss-prediction features are detached.
+    """
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def before_train_epoch(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'llal_detached'):
+            raise TypeError(f'LLALDetachHook: {type(model).__name__} has no LLAL loss-prediction module.')
+        model.llal_detached = runner.epoch >= self.epoch

@@ -1,7 +1,9 @@
 """Models (registered in mmdet's MODELS) and adapters (mmal's ADAPTERS)."""
+from .classification_adapter import ClassificationAdapter
+from .classifier import CIFARResNet, ImageClassifier
 from .detection_adapter import DetectionAdapter
 from .llal import LLALSingleStageDetector, LossPredictionModule, margin_ranking_loss
 from .tiny_vgg import TinyVGG
 
-__all__ = ['TinyVGG', 'DetectionAdapter', 'LLALSingleStageDetector', 'LossPredictionModule',
-           'margin_ranking_loss']
+__all__ = ['CIFARResNet', 'ClassificationAdapter', 'ImageClassifier', 'TinyVGG', 'DetectionAdapter',
+           'LLALSingleStageDetector', 'LossPredictionModule', 'margin_ranking_loss']

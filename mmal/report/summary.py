@@ -77,14 +77,19 @@ def read_run(work_dir: str, name: Optional[str] = None) -> Run:
     return Run(name=name, work_dir=work_dir, rows=rows, metric=recorded.get('metric'))
 
 
+METHOD_WORDS = {'random', 'entropy', 'var', 'margin', 'bald', 'coreset', 'llal', 'consistency', 'inconsistency'}
+
+
 def short_names(names: Sequence[str]) -> List[str]:
-    """Drop the ``_``-separated prefix all names share (``cifar10_random``, ``cifar10_entropy`` ->
-    ``random``, ``entropy``), so that names match the reference tables' method keys."""
+    """Drop the ``_``-separated prefix all names share up to the method's word (``cifar10_random``,
+    ``cifar10_entropy_budget500`` -> ``random``, ``entropy_budget500``), so that names match the
+    reference tables' method keys."""
     if len(set(names)) < 2:
         return list(names)
     parts = [n.split('_') for n in names]
     common = 0
-    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+    while (all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1
+           and parts[0][common] not in METHOD_WORDS):
         common += 1
     return ['_'.join(p[common:]) for p in parts]
 
@@ -228,7 +233,7 @@ def markdown_table(points: Sequence[Point], metric: str, baseline: Optional[str]
     methods = methods_of(points, baseline)
     trials = {m: max(p.n + p.nan for p in points if p.method == m) for m in methods}
     unit = ' (×100)' if scale == 100 else ''
-    lines = [f'| # labeled | ' + ' | '.join(methods) + ' |', '|---:|' + '---:|' * len(methods)]
+    lines = ['| # labeled | ' + ' | '.join(methods) + ' |', '|---:|' + '---:|' * len(methods)]
     for labeled in sorted({p.labeled for p in points}):
         cells = [cell(curve(points, m).get(labeled), scale, trials[m]) for m in methods]
         lines.append(f'| {labeled} | ' + ' | '.join(cells) + ' |')

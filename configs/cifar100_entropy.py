@@ -1,0 +1,4 @@
+# Entropy of the softmax.
+_base_ = './_base_/cifar100.py'
+
+active_learning = dict(scorer=dict(type='Entropy'))

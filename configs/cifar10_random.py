@@ -1,0 +1,4 @@
+# Random acquisition (the baseline).
+_base_ = './_base_/cifar10.py'
+
+active_learning = dict(scorer=dict(type='Random'))

@@ -1,0 +1,4 @@
+"""Metrics (registered in mmdet's METRICS)."""
+from .accuracy import ClassificationAccuracy
+
+__all__ = ['ClassificationAccuracy']
