@@ -46,6 +46,6 @@ def test_full_two_process_run(toy_voc_root, tmp_path):
     for k in range(2):
         selected = json.loads((work / 'trial_0' / f'cycle_{k}' / 'selected.json').read_text())
         assert not set(selected['indices']) & set(sets[k]) and len(set(selected['indices'])) == 6
-    assert sorted(os.listdir(work)) == ['al_config.json', 'results.csv', 'trial_0']
+    assert sorted(os.listdir(work)) == ['al_config.json', 'report', 'results.csv', 'trial_0', 'vis_data']  # rank 0 only
     assert sorted(os.listdir(work / 'trial_0' / 'cycle_0')) == [
         'labeled.json', 'metrics.json', 'model.pth', 'selected.json', 'train']
