@@ -3,6 +3,7 @@ import glob
 import json
 import os.path as osp
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -278,3 +279,21 @@ def test_config_model_scores_a_batch(config):
     out = ClassificationAdapter(model, scorer.requires, **cfg.active_learning.get('adapter', {}))(batch(2, size))
     values = scorer(out)
     assert values.shape[0] == 2 and torch.isfinite(values).all()
+
+
+def test_two_process_classification_run_selects_like_one(cifar_root, tmp_path):
+    from test_al_dist import dist_train
+    config = write_cls_config(tmp_path, cifar_root, 'cls.py', num_cycles=2,
+                              model=dict(loss_prediction=dict(in_channels=(8, 16, 32, 64), hidden=16)),
+                              scorer=dict(type='LossPrediction'))
+    dist_train(config, tmp_path / 'dist')
+    selected = json.loads((tmp_path / 'dist' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
+    assert len(set(selected['indices'])) == 10
+    # The same checkpoint scored by one process picks the same images.
+    single = tmp_path / 'single'
+    shutil.copytree(tmp_path / 'dist', single)
+    (single / 'trial_0' / 'cycle_0' / 'selected.json').unlink()
+    shutil.rmtree(single / 'trial_0' / 'cycle_1')
+    al_train(config, single, '--resume')
+    again = json.loads((single / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
+    assert again['indices'] == selected['indices']
