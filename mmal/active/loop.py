@@ -72,6 +72,9 @@ class ActiveLearningLoop:
                  progress: bool = True) -> None:
         self.cfg, self.work_dir, self.resume, self.launcher, self.progress = cfg, work_dir, resume, launcher, progress
         self.al = ALSettings.from_cfg(cfg)
+        if self.al.semi_supervised is not None and cfg.train_cfg.get('type') != 'IterBasedTrainLoop':
+            raise UserError('active_learning.semi_supervised needs train_cfg = dict(type=\'IterBasedTrainLoop\', ...): '
+                            'its batches come from an endless stream of labeled and unlabeled images.')
         init_default_scope(cfg.get('default_scope', 'mmdet'))  # the pool is built before any Runner
         self.state = RunState(work_dir)
         self.pool_cfg = cfg.train_dataloader.dataset.to_dict()
@@ -186,10 +189,23 @@ class ActiveLearningLoop:
         cfg.randomness = dict(seed=self.al.cycle_seed(trial, cycle))
         cfg.resume = False
         cfg.load_from = load_from
+        if self.al.semi_supervised is not None:
+            self._semi_supervised_training_set(cfg, trial, cycle)
         if self.progress:
             cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='TrainProgressHook')]
         compat.distributed_cfg(cfg, self.launcher)
         return Runner.from_cfg(cfg)
+
+    def _semi_supervised_training_set(self, cfg: Config, trial: int, cycle: int) -> None:
+        """Train on the labeled images and the unlabeled rest of the pool, mixed in every batch."""
+        ssl = self.al.semi_supervised
+        unlabeled = with_pipeline(self.pool_cfg, ssl['unlabeled_pipeline']) if ssl.get('unlabeled_pipeline') else None
+        cfg.train_dataloader.dataset = dict(type='SemiSupervisedSubset', dataset=self.pool_cfg,
+                                            unlabeled_dataset=unlabeled, unlabeled_views=ssl.get('unlabeled_views', 1),
+                                            indices_file=self.state.path(trial, cycle, 'labeled.json'))
+        cfg.train_dataloader.sampler = dict(type='LabeledRatioSampler', batch_size=cfg.train_dataloader.batch_size,
+                                            labeled_ratio=ssl.get('labeled_ratio', 0.5))
+        cfg.train_dataloader.batch_sampler = None  # grouping by aspect ratio would undo the mix
 
     def _train(self, trial: int, cycle: int) -> Runner:
         """Train the cycle's model from the start and save it atomically as ``model.pth``.
@@ -225,7 +241,7 @@ class ActiveLearningLoop:
         adapter = build_adapter(model, scorer.requires, al.adapter)
         labeled_set = set(labeled)
         unlabeled = [i for i in range(len(self.pool)) if i not in labeled_set]
-        budget = al.budget
+        budget = al.budget_at(cycle)
         if budget > len(unlabeled) and self.is_main:
             print(f'[al] budget {budget} exceeds the {len(unlabeled)} unlabeled images; taking all of them.')
         budget = min(budget, len(unlabeled))

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 from ..errors import UserError
 from ..registry import SCORERS
 
 SELECTIONS = ('topk', 'random_subset_topk', 'coreset')
+SEMI_SUPERVISED_KEYS = ('labeled_ratio', 'unlabeled_pipeline', 'unlabeled_views')
 RETRAIN = ('scratch', 'finetune')
 
 
@@ -17,7 +18,8 @@ class ALSettings:
 
     Args:
         initial_labeled: Initial labeled images: a count, or a fraction of the pool in (0, 1).
-        budget: Images added per cycle.
+        budget: Images added per cycle, or a list with one count per acquisition
+            (``num_cycles - 1`` of them; e.g. ``[250, 500, 1000, 2000]`` doubles 250 up to 4,000).
         num_cycles: Trainings per trial (``num_cycles - 1`` acquisitions between them).
         scorer: Scorer config (``mmal.registry.SCORERS``).
         adapter: Adapter config; ``type`` defaults to the model's ``default_adapter``
@@ -32,10 +34,14 @@ class ALSettings:
         metric: The metric of the per-cycle summary.
         batch_size: Images per acquisition batch.
         num_workers: Dataloader workers of the acquisition pass.
+        semi_supervised: Train on the unlabeled pool too (CSD, MixMatch): ``labeled_ratio`` of
+            every batch (default 0.5) are labeled images, the rest unlabeled ones, which go
+            through ``unlabeled_pipeline`` (default: the training pipeline) ``unlabeled_views``
+            times (default 1; MixMatch's K). Needs an iteration-based training loop.
     """
 
     initial_labeled: Union[int, float]
-    budget: int
+    budget: Union[int, List[int]]
     num_cycles: int
     scorer: dict = field(default_factory=lambda: dict(type='Random'))
     adapter: dict = field(default_factory=dict)
@@ -47,6 +53,7 @@ class ALSettings:
     metric: Optional[str] = None
     batch_size: int = 8
     num_workers: int = 0
+    semi_supervised: Optional[dict] = None
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -66,9 +73,18 @@ class ALSettings:
         return settings
 
     def validate(self) -> None:
-        if self.budget < 1 or self.num_cycles < 1 or self.num_trials < 1:
+        budgets = self.budget if isinstance(self.budget, (list, tuple)) else [self.budget]
+        if min(budgets, default=1) < 1 or self.num_cycles < 1 or self.num_trials < 1:
             raise UserError('active_learning.budget, num_cycles and num_trials must be positive integers, got '
                             f'{self.budget}, {self.num_cycles}, {self.num_trials}.')
+        if isinstance(self.budget, (list, tuple)) and len(self.budget) != self.num_cycles - 1:
+            raise UserError(f'active_learning.budget lists {len(self.budget)} counts for {self.num_cycles - 1} '
+                            'acquisitions; give one per acquisition (num_cycles - 1) or a single number.')
+        if self.semi_supervised is not None:
+            unknown = set(self.semi_supervised) - set(SEMI_SUPERVISED_KEYS)
+            if unknown:
+                raise UserError(f'active_learning.semi_supervised has unknown keys {sorted(unknown)}; known keys: '
+                                f'{list(SEMI_SUPERVISED_KEYS)}.')
         if self.selection not in SELECTIONS:
             raise UserError(f'active_learning.selection {self.selection!r} is unknown; choose one of {SELECTIONS}.')
         if self.retrain not in RETRAIN:
@@ -89,6 +105,10 @@ class ALSettings:
             raise UserError(f'active_learning.initial_labeled={self.initial_labeled} does not fit a pool of '
                             f'{pool_size} images; use a count in [1, {pool_size}] or a fraction in (0, 1).')
         return count
+
+    def budget_at(self, cycle: int) -> int:
+        """Images the acquisition after cycle ``cycle`` adds."""
+        return int(self.budget[cycle]) if isinstance(self.budget, (list, tuple)) else int(self.budget)
 
     def cycle_seed(self, trial: int, cycle: int) -> int:
         """Seed of training and random acquisition in (trial, cycle)."""

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..registry import ADAPTERS
-from ..scoring.scorers import FEATURES, FLIP_PROBS, MC_PROBS, OUTPUT_KEYS, PRED_LOSS, PROBS
+from ..scoring.scorers import AUG_PROBS, FEATURES, FLIP_PROBS, MC_PROBS, OUTPUT_KEYS, PRED_LOSS, PROBS
 
 
 @ADAPTERS.register_module()
@@ -16,16 +16,23 @@ class ClassificationAdapter:
 
     The backbone runs once per batch (twice with ``flip_probs``: once on the mirrored images);
     Monte-Carlo samples redraw only the dropout before the fc, ``T`` times, batched.
+    ``aug_probs`` are the predictions for ``aug_views`` augmentations of each image: a random
+    horizontal flip and a random shift of up to ``aug_shift`` pixels (zero-padded, as CIFAR's
+    padded random crop), drawn from a generator seeded with ``aug_seed`` at every call.
 
     Args:
         model: The classifier (``extract_feat``, ``pool``, ``head``; ``predict_loss`` for LLAL).
         requires: Output keys to compute (see :mod:`mmal.scoring.scorers`).
         mc_samples: Monte-Carlo samples ``T`` of ``mc_probs``.
         dropout_p: Dropout of the Monte-Carlo samples; defaults to the model's own dropout.
+        aug_views: Augmented views ``K`` of ``aug_probs``.
+        aug_shift: Largest shift in pixels of an augmented view.
+        aug_seed: Seed of the augmentations.
     """
 
     def __init__(self, model: nn.Module, requires: Collection[str], mc_samples: int = 10,
-                 dropout_p: Optional[float] = None) -> None:
+                 dropout_p: Optional[float] = None, aug_views: int = 2, aug_shift: int = 4,
+                 aug_seed: int = 0) -> None:
         unknown = set(requires) - OUTPUT_KEYS
         if unknown:
             raise ValueError(f'unknown model outputs {sorted(unknown)}; known: {sorted(OUTPUT_KEYS)}.')
@@ -41,6 +48,7 @@ class ClassificationAdapter:
                             'the model for the LossPrediction scorer.')
         self.model, self.requires = model, frozenset(requires)
         self.mc_samples, self.dropout_p = mc_samples, p
+        self.aug_views, self.aug_shift, self.aug_seed = aug_views, aug_shift, aug_seed
 
     @torch.no_grad()
     def __call__(self, data: Dict) -> Dict:
@@ -67,4 +75,21 @@ class ClassificationAdapter:
         if FLIP_PROBS in self.requires:
             flipped = model.pool(model.extract_feat(inputs.flip(-1)))
             out[FLIP_PROBS] = model.head(flipped, dropout=0.0).softmax(-1)
+        if AUG_PROBS in self.requires:
+            views = torch.stack([self._augment(inputs, k) for k in range(self.aug_views)])
+            logits = model.head(model.pool(model.extract_feat(views.flatten(0, 1))), dropout=0.0)
+            out[AUG_PROBS] = logits.softmax(-1).view(self.aug_views, inputs.shape[0], -1)
+        return out
+
+    def _augment(self, inputs: torch.Tensor, view: int) -> torch.Tensor:
+        """View ``view`` of the batch: per image a random flip and a random zero-padded shift."""
+        g = torch.Generator().manual_seed(self.aug_seed * 1000 + view)
+        n, s = inputs.shape[0], self.aug_shift
+        flip = torch.rand(n, generator=g) < 0.5
+        out = torch.where(flip.view(-1, 1, 1, 1).to(inputs.device), inputs.flip(-1), inputs)
+        if s > 0:
+            padded = torch.nn.functional.pad(out, (s, s, s, s))
+            dy, dx = torch.randint(0, 2 * s + 1, (2, n), generator=g).tolist()
+            h, w = inputs.shape[-2:]
+            out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
         return out

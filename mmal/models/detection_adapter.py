@@ -16,7 +16,7 @@ from mmdet.models.dense_heads import RetinaHead, SSDHead
 from torch import Tensor, nn
 
 from ..registry import ADAPTERS
-from ..scoring.scorers import FEATURES, FLIP_PROBS, MC_PROBS, OUTPUT_KEYS, PRED_LOSS, PROBS
+from ..scoring.scorers import AUG_PROBS, FEATURES, FLIP_PROBS, MC_PROBS, OUTPUT_KEYS, PRED_LOSS, PROBS
 
 BOX_MODES = ('detections', 'anchors')
 
@@ -111,6 +111,9 @@ class DetectionAdapter:
         if head is None or not hasattr(head, 'prior_generator') or not hasattr(head, 'cls_out_channels'):
             raise TypeError(f'{type(model).__name__} has no anchor-based dense bbox_head; DetectionAdapter '
                             'supports single-stage anchor detectors such as SSD and RetinaNet.')
+        if AUG_PROBS in requires:
+            raise TypeError('DetectionAdapter has no augmented views; for detection use the Consistency '
+                            'scorer (symmetric KL under a horizontal flip, CSD\'s inconsistency).')
         if PRED_LOSS in requires and not hasattr(model, 'predict_loss'):
             raise TypeError(f'{type(model).__name__} has no loss-prediction module; use an LLAL detector '
                             '(type=\'LLALSingleStageDetector\') for the LossPrediction scorer.')

@@ -86,6 +86,19 @@ def bald(mc_probs: Tensor) -> Tensor:
     return (entropy(mc_probs.mean(0)) - entropy(mc_probs).mean(0)).clamp_min(0)
 
 
+def augmentation_variance(aug_probs: Tensor) -> Tensor:
+    """Inconsistency over augmentations (Gao et al., ECCV 2020): the variance of each class's
+    probability over the ``K`` augmented views, summed over the classes.
+
+    Args:
+        aug_probs: ``[K, M, C]`` probabilities of ``K`` augmentations of ``M`` items.
+
+    Returns:
+        ``[M]`` non-negative values; 0 when every view gets the same prediction.
+    """
+    return aug_probs.var(dim=0, unbiased=False).sum(-1)
+
+
 def symmetric_kl(p: Tensor, q: Tensor, eps: float = KL_EPS) -> Tensor:
     """Symmetric KL divergence ``½[KL(p‖q) + KL(q‖p)] = ½ Σ_c (p_c - q_c)(log p_c - log q_c)``.
 

@@ -14,6 +14,7 @@ key              shape              meaning
 ``flip_probs``   ``[M, C]``         probabilities of the horizontally flipped input, aligned
 ``features``     ``[N, D]``         one feature vector per image
 ``pred_loss``    ``[N]``            predicted loss per image (LLAL)
+``aug_probs``    ``[K, N, C]``      probabilities of ``K`` augmented views of each image
 ``image_index``  ``[M]``            image of each box; absent when the ``M`` items are images
 ``num_images``   ``int``            ``N``
 ===============  =================  ===========================================================
@@ -30,7 +31,8 @@ from ..selection import k_center_greedy, top_k
 from . import functional as F
 
 PROBS, MC_PROBS, FLIP_PROBS, FEATURES, PRED_LOSS = 'probs', 'mc_probs', 'flip_probs', 'features', 'pred_loss'
-OUTPUT_KEYS = frozenset({PROBS, MC_PROBS, FLIP_PROBS, FEATURES, PRED_LOSS})
+AUG_PROBS = 'aug_probs'
+OUTPUT_KEYS = frozenset({PROBS, MC_PROBS, FLIP_PROBS, FEATURES, PRED_LOSS, AUG_PROBS})
 
 
 class Scorer:
@@ -155,6 +157,17 @@ class Consistency(Scorer):
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
         return F.symmetric_kl(outputs[PROBS], outputs[FLIP_PROBS])
+
+
+@SCORERS.register_module()
+class Inconsistency(Scorer):
+    """Variance of the prediction over augmented views of the image (Gao et al., ECCV 2020), the
+    acquisition of consistency-based semi-supervised classification (MixMatch)."""
+    requires = frozenset({AUG_PROBS})
+    image_level = True
+
+    def compute(self, outputs: Mapping[str, Any]) -> Tensor:
+        return F.augmentation_variance(outputs[AUG_PROBS])
 
 
 @SCORERS.register_module()

@@ -1,0 +1,4 @@
+# MixMatch + Entropy of the softmax.
+_base_ = './_base_/cifar10_mixmatch.py'
+
+active_learning = dict(scorer=dict(type='Entropy'))
