@@ -259,12 +259,21 @@ def test_al_train_runs_classification_cycles(cifar_root, tmp_path, scorer, extra
     assert (work / 'report' / 'curves.png').is_file()
 
 
-def test_al_train_missing_cifar_is_one_sentence(tmp_path):
+def test_al_train_missing_cifar_is_one_sentence(cifar_root, tmp_path):
     config = write_cls_config(tmp_path, str(tmp_path / 'nowhere'), 'cls.py')
     proc = al_train(config, tmp_path / 'work', check=False)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     assert 'does not exist; put the dataset there in the layout <data_root>/cifar-10-batches-py/' in proc.stderr
     assert not (tmp_path / 'work').exists()
+    # The root exists but a batch file is missing: one sentence, and still nothing written.
+    broken = tmp_path / 'broken'
+    shutil.copytree(osp.join(cifar_root, 'cifar-10-batches-py'), broken / 'cifar-10-batches-py')
+    (broken / 'cifar-10-batches-py' / 'data_batch_3').unlink()
+    config = write_cls_config(tmp_path, str(broken), 'broken.py')
+    proc = al_train(config, tmp_path / 'work2', check=False)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    assert 'data_batch_3 is missing; CIFAR10 is expected as' in proc.stderr
+    assert not (tmp_path / 'work2').exists()
 
 
 @pytest.mark.parametrize('config', [f'{d}_{m}' for d in ('cifar10', 'caltech101') for m in METHODS])

@@ -89,14 +89,14 @@ class ActiveLearningLoop:
         """Run (or finish) every trial; returns the rows of ``results.csv``."""
         fingerprint = config_fingerprint(self.cfg.to_dict())
         self.state.check_config(fingerprint, self.resume)  # every rank, before rank 0 records
+        self.pool = DATASETS.build(self.pool_cfg)  # a pool that cannot be read stops the run before any write
+        if hasattr(self.pool, 'full_init'):
+            self.pool.full_init()
         barrier()
         if self.is_main:
             self.state.record_config(fingerprint, self.cfg.filename or '<config>', scorer=self.al.scorer['type'],
                                      metric=self.al.metric)
         barrier()
-        self.pool = DATASETS.build(self.pool_cfg)
-        if hasattr(self.pool, 'full_init'):
-            self.pool.full_init()
         rows: List[Dict] = []
         for trial in range(self.al.num_trials):
             self.run_trial(trial)
