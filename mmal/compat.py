@@ -22,6 +22,7 @@ Each fix checks for the broken behaviour itself (no version asserts) and is appl
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.metadata
 import importlib.util
@@ -89,6 +90,9 @@ def init_dist(launcher: str = 'pytorch', backend: Optional[str] = None, **kwargs
 
     if dist.is_available() and dist.is_initialized():
         return
+    # A process that exits with its gloo group alive can abort (SIGABRT) while the interpreter
+    # shuts down; leave the group first, on every way out.
+    atexit.register(destroy_dist)
     cuda = torch.cuda.is_available()
     backend = backend or ('nccl' if cuda else 'gloo')
     if launcher != 'pytorch' or (cuda and backend == 'nccl'):
@@ -98,6 +102,14 @@ def init_dist(launcher: str = 'pytorch', backend: Optional[str] = None, **kwargs
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
     dist.init_process_group(backend=backend, rank=int(os.environ['RANK']),
                             world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+
+
+def destroy_dist() -> None:
+    """Destroy the default process group if there is one (registered at exit by :func:`init_dist`)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @MODEL_WRAPPERS.register_module()
