@@ -236,7 +236,8 @@ def test_csd_al_run(toy_voc_root, tmp_path):
     assert selected['scorer']['type'] == 'Consistency' and len(selected['indices']) == 6
 
 
-def test_mixmatch_al_run(tmp_path):
+def write_mixmatch_config(tmp_path, max_iters):
+    """The toy MixMatch config on a 60-image toy CIFAR-10, 10 -> 20 labeled, ``max_iters`` per cycle."""
     root = write_toy_cifar(str(tmp_path / 'c'), 10, train_per_class=6, test_per_class=2)
     config = tmp_path / 'mm.py'
     config.write_text(f'''
@@ -245,13 +246,18 @@ data_root = {root!r}
 train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 model = dict(backbone=dict(base_channels=8), in_channels=64)
-max_iters = 4
+max_iters = {max_iters}
 train_cfg = dict(max_iters=max_iters)
 log_level = 'WARNING'
 active_learning = dict(initial_labeled=10, budget=[10], num_cycles=2)
 ''')
+    return str(config)
+
+
+def test_mixmatch_al_run(tmp_path):
+    config = write_mixmatch_config(tmp_path, max_iters=4)
     work = tmp_path / 'w'
-    proc = al_train(str(config), work)
+    proc = al_train(config, work)
     assert '[al] trial 0 cycle 1: 20 labeled, accuracy/top1' in proc.stdout
     selected = json.loads((work / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
     assert selected['scorer']['type'] == 'Inconsistency' and len(selected['indices']) == 10
@@ -259,18 +265,6 @@ active_learning = dict(initial_labeled=10, budget=[10], num_cycles=2)
 
 def test_two_process_mixmatch_run(tmp_path):
     from test_al_dist import dist_train
-    root = write_toy_cifar(str(tmp_path / 'c'), 10, train_per_class=6, test_per_class=2)
-    config = tmp_path / 'mm.py'
-    config.write_text(f'''
-_base_ = {osp.join(REPO, 'configs', 'demo', 'resnet_toycifar_mixmatch.py')!r}
-data_root = {root!r}
-train_dataloader = dict(batch_size=8, dataset=dict(data_root=data_root))
-test_dataloader = dict(dataset=dict(data_root=data_root))
-model = dict(backbone=dict(base_channels=8), in_channels=64)
-max_iters = 3
-train_cfg = dict(max_iters=max_iters)
-log_level = 'WARNING'
-active_learning = dict(initial_labeled=10, budget=[10], num_cycles=2)
-''')
-    proc = dist_train(str(config), tmp_path / 'w')
+    config = write_mixmatch_config(tmp_path, max_iters=3)
+    proc = dist_train(config, tmp_path / 'w')
     assert proc.stdout.count('[al] trial 0 cycle 1: 20 labeled') == 1

@@ -3,13 +3,19 @@ mixed in every batch at a fixed ratio."""
 from __future__ import annotations
 
 import json
-from typing import Iterator, Optional, Union
+from typing import Iterator, List, Optional, Sequence, Union
 
 import torch
 from mmdet.registry import DATA_SAMPLERS, DATASETS
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.structures import InstanceData
 from torch.utils.data import Sampler
+
+
+def is_labeled(samples: Sequence) -> List[bool]:
+    """The ``labeled`` flag :class:`SemiSupervisedSubset` puts in each sample's metainfo (samples
+    without it, from any other dataset, are labeled)."""
+    return [bool(s.metainfo.get('labeled', True)) for s in samples]
 
 
 @DATASETS.register_module()

@@ -1,22 +1,15 @@
 """CSD: consistency-based semi-supervised learning for single-stage detectors (Jeong et al., 2019)."""
 from __future__ import annotations
 
-from typing import List, Sequence
-
 import torch
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..datasets.semi import is_labeled
 from .detection_adapter import class_distribution, level_logits
 from .ssl_losses import csd_consistency, csd_weight
-
-
-def is_labeled(samples: Sequence) -> List[bool]:
-    """The ``labeled`` flag the semi-supervised training set puts in each sample's metainfo
-    (samples without it are labeled)."""
-    return [bool(s.metainfo.get('labeled', True)) for s in samples]
 
 
 @MODELS.register_module()

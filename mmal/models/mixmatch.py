@@ -10,8 +10,8 @@ from mmengine.model import ImgDataPreprocessor
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
+from ..datasets.semi import is_labeled
 from .classifier import ImageClassifier
-from .csd import is_labeled
 from .ssl_losses import linear_ramp, mixup, sharpen
 
 

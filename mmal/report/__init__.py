@@ -1,12 +1,11 @@
 """Reports of AL runs: tables, learning curves and budget-curve summaries (see tools/al_report.py)."""
 from __future__ import annotations
 
-import os
+import io
 import os.path as osp
-import tempfile
 from typing import Dict, Optional, Sequence
 
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_bytes, atomic_write_text
 from .plot import close, plot_curves
 from .summary import (Point, Run, choose_metric, comparison, find_reference, markdown_table, read_reference,
                       read_run, reference_tables, short_names, summarise, summary_csv)
@@ -43,13 +42,10 @@ def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None
     atomic_write_text(paths['markdown'], '\n'.join(text) + '\n')
     atomic_write_text(paths['csv'], summary_csv(points, baseline))
     fig = plot_curves(points, metric, baseline, ref_points, title)
-    fd, tmp = tempfile.mkstemp(prefix='.curves.', suffix='.png', dir=out_dir)
-    os.close(fd)
+    png = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, paths['plot'])
+        fig.savefig(png, format='png', dpi=120)
     finally:
         close(fig)
-        if osp.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(paths['plot'], png.getvalue())
     return {**paths, 'metric': metric}
