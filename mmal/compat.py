@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import gc
 import importlib.metadata
 import importlib.util
 import os
@@ -105,10 +106,16 @@ def init_dist(launcher: str = 'pytorch', backend: Optional[str] = None, **kwargs
 
 
 def destroy_dist() -> None:
-    """Destroy the default process group if there is one (registered at exit by :func:`init_dist`)."""
+    """Destroy the default process group if there is one (registered at exit by :func:`init_dist`).
+
+    The DDP wrapper of a finished runner still holds the group, and a runner lives in reference
+    cycles, so collect them first: the group and its gloo threads then go now, while the
+    interpreter is whole, instead of during its shutdown, where they can abort the process.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

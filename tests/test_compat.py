@@ -129,3 +129,28 @@ def test_two_process_gloo_training(toy_voc_root, tmp_path):
     text = log.read_text()
     assert 'Distributed training: True' in text and "'backend': 'gloo'" in text
     assert 'pascal_voc/mAP' in text  # evaluation gathered results from both ranks
+
+
+_DESTROY_SCRIPT = '''
+import gc, os, weakref
+import torch
+import torch.distributed as dist
+from mmal import compat
+os.environ.update(RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1', MASTER_PORT='{port}')
+compat.init_dist('pytorch', backend='gloo')
+ddp = compat.CPUFriendlyDDP(torch.nn.Linear(2, 2))
+ddp.cycle = ddp  # a finished runner keeps its DDP wrapper alive in reference cycles like this one
+alive = weakref.ref(ddp)
+del ddp
+compat.destroy_dist()
+print('initialized', dist.is_initialized(), 'ddp alive', alive() is not None)
+'''
+
+
+def test_destroy_dist_frees_the_ddp_wrapper_before_the_group():
+    """At exit the group must go with the DDP wrapper that holds it, not in interpreter shutdown."""
+    proc = subprocess.run([sys.executable, '-c', _DESTROY_SCRIPT.format(port=_free_port())], cwd=REPO,
+                          env=dict(os.environ, CUDA_VISIBLE_DEVICES=''), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert 'initialized False ddp alive False' in proc.stdout
