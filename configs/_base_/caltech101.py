@@ -18,23 +18,14 @@ test_pipeline = [
     dict(type='PackClsInputs'),
 ]
 train_dataloader = dict(
-    batch_size=128, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='Caltech101', data_root=data_root, split='train', pipeline=train_pipeline))
 test_dataloader = dict(
-    batch_size=128, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='Caltech101', data_root=data_root, split='test', pipeline=test_pipeline))
 
 model = dict(
-    type='ImageClassifier',
     backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3), norm_eval=False),
     num_classes=101,
-    in_channels=512,
     data_preprocessor=dict(type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53],
                            std=[58.395, 57.12, 57.375], bgr_to_rgb=True))
 
-active_learning = dict(
-    initial_labeled=1000, budget=1000, num_cycles=5, num_trials=5, retrain='scratch',
-    selection='random_subset_topk', subset_size=10000,  # the study's setting: LLAL's 10k random subset
-    metric='accuracy/top1', batch_size=128, num_workers=4, scorer=dict(type='Random'))
+active_learning = dict(num_cycles=5)

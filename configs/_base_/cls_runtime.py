@@ -1,8 +1,19 @@
-# The study's classification schedule (Table 1): SGD lr 0.1, momentum 0.9, weight decay 5e-4,
-# 200 epochs, lr x0.1 at epoch 160, batch 128, no validation set. Dataset files add data, model and
-# the active_learning section.
+# The study's classification setting (Table 1): SGD lr 0.1, momentum 0.9, weight decay 5e-4,
+# 200 epochs, lr x0.1 at epoch 160, batch 128, no validation set; 5 trials from 1,000 labeled images,
+# +1,000 per cycle, retrained from scratch. Dataset files add the datasets, the backbone, the class
+# count and the number of cycles.
 default_scope = 'mmdet'
 custom_imports = dict(imports=['mmal'], allow_failed_imports=False)
+
+train_dataloader = dict(batch_size=128, num_workers=4, persistent_workers=True,
+                        sampler=dict(type='DefaultSampler', shuffle=True))
+test_dataloader = dict(batch_size=128, num_workers=4, persistent_workers=True,
+                       sampler=dict(type='DefaultSampler', shuffle=False))
+model = dict(type='ImageClassifier', in_channels=512)
+active_learning = dict(
+    initial_labeled=1000, budget=1000, num_trials=5, retrain='scratch',
+    selection='random_subset_topk', subset_size=10000,  # the study's setting: LLAL's 10k random subset
+    metric='accuracy/top1', batch_size=128, num_workers=4, scorer=dict(type='Random'))
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=200, val_interval=1000)
 val_cfg = None  # the study has no validation set
