@@ -7,8 +7,20 @@ from typing import Dict, Optional, Sequence
 
 from ..fileio import atomic_write_bytes, atomic_write_text
 from .plot import close, plot_curves
-from .summary import (Point, Run, choose_metric, comparison, find_reference, markdown_table, read_reference,
-                      read_run, reference_tables, short_names, summarise, summary_csv)
+from .summary import (
+    Point,
+    Run,
+    choose_metric,
+    comparison,
+    find_reference,
+    markdown_table,
+    read_reference,
+    read_run,
+    reference_tables,
+    short_names,
+    summarise,
+    summary_csv,
+)
 
 __all__ = ['Point', 'Run', 'choose_metric', 'comparison', 'find_reference', 'markdown_table', 'plot_curves',
            'read_reference', 'read_run', 'reference_tables', 'short_names', 'summarise', 'summary_csv',

@@ -4,13 +4,10 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use('Agg')  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .summary import Point, curve, methods_of, percent_scale  # noqa: E402
+from .summary import Point, curve, methods_of, percent_scale
 
 PAPER = ' (paper)'
 
@@ -32,7 +29,9 @@ def plot_curves(points: Sequence[Point], metric: str, baseline: Optional[str] = 
         per reference method.
     """
     scale = percent_scale(points)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))  # a figure of its own (no pyplot): the user's backend is left alone
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     colours = {}
     for method in methods_of(points, baseline):
         c = sorted(curve(points, method).values(), key=lambda p: p.labeled)
@@ -59,4 +58,5 @@ def plot_curves(points: Sequence[Point], metric: str, baseline: Optional[str] = 
 
 
 def close(fig: Figure) -> None:
-    plt.close(fig)
+    """Release the figure (it is not registered with pyplot, so dropping it is enough)."""
+    fig.clear()

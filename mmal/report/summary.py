@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import UserError
 
-REFERENCE_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'data', 'reference')
+#: The study's Tables 2-13 as CSV, shipped inside the package (see reference/README.md).
+REFERENCE_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'reference')
 PREFERRED_METRICS = ('pascal_voc/mAP', 'accuracy/top1', 'coco/bbox_mAP')
 
 
@@ -77,7 +78,8 @@ def read_run(work_dir: str, name: Optional[str] = None) -> Run:
     return Run(name=name, work_dir=work_dir, rows=rows, metric=recorded.get('metric'))
 
 
-METHOD_WORDS = {'random', 'entropy', 'var', 'margin', 'bald', 'coreset', 'llal', 'consistency', 'inconsistency'}
+METHOD_WORDS = {'random', 'entropy', 'var', 'margin', 'bald', 'coreset', 'llal', 'consistency', 'inconsistency',
+                'badge', 'typiclust', 'probcover', 'batchbald', 'power'}
 
 
 def short_names(names: Sequence[str]) -> List[str]:
@@ -117,13 +119,17 @@ def choose_metric(runs: Sequence[Run], metric: Optional[str] = None) -> str:
 
 
 def summarise(runs: Sequence[Run], metric: str) -> List[Point]:
-    """Mean ± std over trials per (method, labeled count); runs of the same name pool their trials."""
-    values: Dict[Tuple[str, int], List[float]] = defaultdict(list)
+    """Mean ± std over trials per (method, labeled count); runs of the same name pool their trials.
+
+    A trial counts once per labeled count: if it has two cycles at the same count (a run whose
+    pool ran out before the driver stopped acquiring), its last cycle's value is the one kept.
+    """
+    values: Dict[Tuple[str, int], Dict[Tuple[str, int], float]] = defaultdict(dict)
     for run in runs:
-        for row in run.rows:
+        for row in sorted(run.rows, key=lambda r: r['cycle']):
             if row['metric'] == metric:
-                values[(run.name, row['num_labeled'])].append(row['value'])
-    return [point(method, labeled, vals) for (method, labeled), vals in values.items()]
+                values[(run.name, row['num_labeled'])][(run.work_dir, row['trial'])] = row['value']
+    return [point(method, labeled, trials.values()) for (method, labeled), trials in values.items()]
 
 
 def point(method: str, labeled: int, vals: Iterable[float]) -> Point:
