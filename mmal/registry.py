@@ -17,3 +17,10 @@ SCORERS = _OwnScopeRegistry('scorer', scope='mmal', locations=['mmal.scoring'])
 
 #: Model adapters that turn a model and a batch into the outputs a scorer requires.
 ADAPTERS = _OwnScopeRegistry('adapter', scope='mmal', locations=['mmal.models'])
+
+#: Batch selection (top-k, k-center greedy, BADGE, ...), named in configs as
+#: ``active_learning.selection = dict(type='TopK', ...)``.
+SELECTORS = _OwnScopeRegistry('selector', scope='mmal', locations=['mmal.selection'])
+
+#: Detector families for ``DetectionAdapter``: how a family runs, post-processes and is sampled.
+DETECTOR_FAMILIES = _OwnScopeRegistry('detector family', scope='mmal', locations=['mmal.models'])

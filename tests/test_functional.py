@@ -51,6 +51,35 @@ def test_symmetric_kl_exact_and_safe_at_zero():
     assert value == pytest.approx(0.5 * (0.5 * math.log(2) + 0.5 * math.log(0.5 / F.KL_EPS)), rel=1e-5)
 
 
+def test_symmetric_kl_from_log_probabilities_is_exact_on_confident_logits():
+    logits = torch.tensor([[40.0, 0.0, -5.0], [0.0, 45.0, 1.0]], dtype=torch.float64)
+    log_p, log_q = logits.log_softmax(-1), logits.flip(0).log_softmax(-1)
+    p, q = log_p.exp(), log_q.exp()
+    exact = 0.5 * ((p - q) * (log_p - log_q)).sum(-1)  # float64, no clamping
+    got = F.symmetric_kl_log(log_p.float(), log_q.float())
+    assert torch.allclose(got.double(), exact[:1].expand(2), rtol=1e-5)
+    clamped = F.symmetric_kl(p.float(), q.float())  # probabilities floored at 1e-8 inside the logs
+    assert (exact[0] - clamped[0]).abs() > 10  # the floor loses tens of nats here
+    # -inf against -inf contributes nothing; the divergence of a distribution with itself is 0
+    inf = torch.tensor([[0.0, -float('inf')]])
+    assert F.symmetric_kl_log(inf, inf).item() == 0.0
+
+
+def test_margin_without_topk_equals_topk_and_handles_ties():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(500, 21, generator=g), -1)
+    top2 = probs.topk(2, -1).values
+    assert torch.equal(F.margin(probs), 1 - (top2[:, 0] - top2[:, 1]))
+    assert F.margin(T([[0.4, 0.4, 0.2]])).item() == 1.0  # a tie for first: no margin
+
+
+def test_log1mexp_is_accurate_at_both_ends():
+    x = torch.tensor([-1e-10, -0.5, -0.7, -30.0], dtype=torch.float64)
+    want = torch.tensor([math.log(1e-10), math.log(1 - math.exp(-0.5)), math.log(1 - math.exp(-0.7)),
+                         -math.exp(-30.0)], dtype=torch.float64)
+    assert torch.allclose(F.log1mexp(x), want, rtol=1e-6)
+
+
 def test_aggregate_exact_every_mode():
     values, idx = T([1.0, 3.0, 2.0, 5.0, 4.0]), T([0, 0, 0, 2, 2])
     expect = {'max': [3, -1, 5, -1], 'mean': [2, -1, 4.5, -1], 'sum': [6, -1, 9, -1],

@@ -1,31 +1,34 @@
-"""Rank your own unlabeled images with a trained detector and write the ones to label next.
+"""Rank your own unlabeled images with a trained model and write the ones to label next.
 
-    python tools/al_select.py CONFIG CHECKPOINT --pool POOL --budget N --out FILE [--scorer NAME]
+    python tools/al_select.py CONFIG CHECKPOINT --pool POOL --budget N --out FILE
+                              [--scorer NAME] [--selection NAME] [--trust-checkpoint]
 
-POOL is a VOC ImageSets list, a COCO json or a folder of images. The scorer is the config's
-``active_learning.scorer`` unless --scorer names another. FILE ends in .csv or .json; it lists
-rank, image id, path and score of the N images to label next. Unreadable images are skipped,
-named, and listed in the output (JSON) or on stderr (CSV).
+POOL is a VOC ImageSets list, a COCO json or a folder of images. The scorer and selection are the
+config's ``active_learning`` ones unless --scorer / --selection name others. The checkpoint must
+be one of the config's model (loaded strictly: a checkpoint of another model or class count is an
+error); it is loaded without running code from it unless --trust-checkpoint is given. FILE ends
+in .csv or .json; it lists rank, image id, path and score of the N images to label next.
+Unreadable images are skipped, named, and listed in the output (JSON) or on stderr (CSV).
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
-import os.path as osp
 import sys
 
+import torch
+from mmdet.registry import MODELS
+from mmengine.registry import init_default_scope
+
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
+from mmal import compat
+from mmal.cli import load_config, run_tool
 from mmal.datasets import ImagePoolDataset
-from mmal.engine import build_adapter, pool_loader, score_pool
+from mmal.engine import AcquisitionService
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
 from mmal.fileio import atomic_write_json, atomic_write_text
-from mmal.registry import SCORERS
-from mmdet.registry import MODELS
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,79 +40,103 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--budget', type=int, required=True, help='how many images to select')
     parser.add_argument('--out', required=True, help='output file, .csv or .json')
     parser.add_argument('--scorer', help='scorer name, e.g. Entropy (default: the config\'s)')
+    parser.add_argument('--selection', help='selector name, e.g. BADGE (default: the config\'s, or the scorer\'s)')
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle the checkpoint fully (it may run code: only for files you trust)')
     return parser.parse_args(argv)
 
 
+def load_weights(model: torch.nn.Module, path: str) -> None:
+    """Load ``path`` into ``model`` strictly.
+
+    Raises:
+        UserError: The checkpoint is not of this model (names what does not fit).
+    """
+    checkpoint = compat.load_local_checkpoint(path, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f'{path} holds no model weights (no state_dict of tensors); pass a checkpoint saved by '
+                        'mmengine or tools/al_train.py.')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        if mismatched:
+            key = mismatched[0]
+            example = f'{key} is {tuple(state[key].shape)} there but {tuple(own[key].shape)} here'
+        else:
+            example = f'e.g. {(missing or unexpected)[0]}'
+        raise UserError(f'{path} is not a checkpoint of this config\'s model ({len(missing)} weights missing, '
+                        f'{len(unexpected)} unexpected, {len(mismatched)} of another shape: {example}); pass the '
+                        'checkpoint trained with this config.')
+    model.load_state_dict(state, strict=True)
+
+
 def select(args) -> dict:
-    for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise UserError(f'{what} {path} does not exist; check the path.')
     if not args.out.endswith(('.csv', '.json')):
         raise UserError(f'--out {args.out} must end in .csv or .json.')
     if args.budget < 1:
         raise UserError(f'--budget must be a positive number of images, got {args.budget}.')
-    cfg = Config.fromfile(args.config)
+    if args.batch_size < 1:
+        raise UserError(f'--batch-size must be a positive number of images, got {args.batch_size}.')
+    cfg = load_config(args.config)
+    compat.trust_checkpoints(args.trust_checkpoint)
     al = cfg.get('active_learning', {})
-    scorer_cfg = dict(type=args.scorer) if args.scorer else dict(al.get('scorer', {}))
-    if not scorer_cfg:
+    scorer = dict(type=args.scorer) if args.scorer else al.get('scorer')
+    selection = dict(type=args.selection) if args.selection else al.get('selection')
+    if args.scorer and not args.selection:
+        selection = None  # the named scorer's own default
+    if scorer is None and selection is None:
         raise UserError('the config has no active_learning.scorer; name one with --scorer (e.g. --scorer Entropy).')
-    if scorer_cfg['type'] not in SCORERS.module_dict:
-        raise UserError(f'unknown scorer {scorer_cfg["type"]!r}; registered scorers: '
-                        f'{", ".join(sorted(SCORERS.module_dict))}.')
-    if scorer_cfg['type'] == 'CoreSet':
-        raise UserError('al_select ranks images by a score; core-set needs the labeled set, use tools/al_train.py.')
+    service = AcquisitionService(scorer, selection, al.get('adapter'), batch_size=args.batch_size)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    scorer = SCORERS.build(scorer_cfg)
     if hasattr(cfg.model, 'backbone') and cfg.model.backbone.get('init_cfg'):
         cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
     model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    service.check_model(model)
+    load_weights(model, args.checkpoint)
     model.eval()
     dataset = ImagePoolDataset(pool=args.pool, img_dir=args.img_dir,
                                pipeline=scoring_pipeline(cfg.test_dataloader.dataset.pipeline))
-    adapter = build_adapter(model, scorer.requires, al.get('adapter'))
-    failed: list = []
-    scores = score_pool(adapter, scorer, pool_loader(dataset, args.batch_size), True, 'ranking', failed)
-    unreadable = {i: err for i, err in failed}
-    readable = [i for i in range(len(dataset)) if i not in unreadable]
-    if args.budget > len(readable):
-        print(f'budget {args.budget} exceeds the {len(readable)} readable pool images; taking all of them.',
+    if args.budget > len(dataset):
+        print(f'budget {args.budget} exceeds the {len(dataset)} pool images; taking all readable ones.',
               file=sys.stderr)
-    order = scorer.select(scores[readable], min(args.budget, len(readable))).tolist()
-    picks = []
-    for rank, i in enumerate(order, 1):
-        info = dataset.get_data_info(readable[i])
-        picks.append(dict(rank=rank, img_id=str(info['img_id']), img_path=info['img_path'],
-                          score=float(scores[readable[i]])))
-    skipped = [dict(img_path=dataset.get_data_info(i)['img_path'], error=e) for i, e in sorted(unreadable.items())]
+    result = service.run(model, dataset, labeled=[], budget=args.budget)
+    info = dataset.get_data_info
+    picks = [dict(rank=rank, img_id=str(info(i)['img_id']), img_path=info(i)['img_path'],
+                  score=None if result.scores is None else result.scores[rank - 1])
+             for rank, i in enumerate(result.picks, 1)]
+    skipped = [dict(img_path=info(i)['img_path'], error=e) for i, e in result.unreadable.items()]
     for s in skipped:
         print(f'skipped unreadable image {s["img_path"]}: {s["error"]}', file=sys.stderr)
-    return dict(scorer=scorer_cfg, pool=args.pool, pool_size=len(dataset), budget=args.budget, selected=picks,
-                unreadable=skipped)
+    return dict(scorer=scorer, selection=type(service.selector).__name__, pool=args.pool, pool_size=len(dataset),
+                budget=args.budget, selected=picks, unreadable=skipped)
+
+
+def write(result: dict, out: str) -> None:
+    if out.endswith('.json'):
+        atomic_write_json(out, result)
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=['rank', 'img_id', 'img_path', 'score'], lineterminator='\n')
+    writer.writeheader()
+    writer.writerows(result['selected'])
+    atomic_write_text(out, buffer.getvalue())
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def run() -> int:
         result = select(args)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    except FileNotFoundError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    if args.out.endswith('.json'):
-        atomic_write_json(args.out, result)
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=['rank', 'img_id', 'img_path', 'score'], lineterminator='\n')
-        writer.writeheader()
-        writer.writerows(result['selected'])
-        atomic_write_text(args.out, buffer.getvalue())
-    print(f'selected {len(result["selected"])} of {result["pool_size"]} images with {result["scorer"]["type"]}; '
-          f'written to {args.out}')
-    return 0
+        write(result, args.out)
+        print(f'selected {len(result["selected"])} of {result["pool_size"]} images with {result["selection"]}'
+              f'{" + " + result["scorer"]["type"] if result["scorer"] else ""}; written to {args.out}')
+        return 0
+
+    return run_tool(run)
 
 
 if __name__ == '__main__':

@@ -1,27 +1,14 @@
 """Registered acquisition functions (baal's shape: one small class per function).
 
-A scorer declares in ``requires`` which model outputs it needs, so an adapter computes only those,
-and overrides :meth:`Scorer.compute` alone. Reduction of per-box values to image scores,
-non-finite handling and ranking are shared by every scorer.
-
-The outputs an adapter hands over, per batch (``M`` boxes or images, ``N`` images, ``C`` classes):
-
-===============  =================  ===========================================================
-key              shape              meaning
-===============  =================  ===========================================================
-``probs``        ``[M, C]``         class probabilities
-``mc_probs``     ``[T, M, C]``      probabilities of ``T`` Monte-Carlo dropout passes
-``flip_probs``   ``[M, C]``         probabilities of the horizontally flipped input, aligned
-``features``     ``[N, D]``         one feature vector per image
-``pred_loss``    ``[N]``            predicted loss per image (LLAL)
-``aug_probs``    ``[K, N, C]``      probabilities of ``K`` augmented views of each image
-``image_index``  ``[M]``            image of each box; absent when the ``M`` items are images
-``num_images``   ``int``            ``N``
-===============  =================  ===========================================================
+A scorer declares in ``requires`` which model outputs it reads (the keys of
+:mod:`mmal.scoring.outputs`), so an adapter computes only those, and overrides
+:meth:`Scorer.compute` alone. Output checking, reduction of per-box values to image scores and
+the score of images without boxes are shared by every scorer; ranking, non-finite handling and
+tie-breaking are the selectors' (:mod:`mmal.selection`).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, FrozenSet, Mapping, Optional
+from typing import Any, ClassVar, FrozenSet, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
@@ -29,31 +16,47 @@ from torch import Tensor
 from ..registry import SCORERS
 from ..selection import k_center_greedy, top_k
 from . import functional as F
+from .outputs import AUG_PROBS, FEATURES, FLIP_LOG_PROBS, LOG_PROBS, MC_PROBS, PRED_LOSS, PROBS, check_outputs
 
-PROBS, MC_PROBS, FLIP_PROBS, FEATURES, PRED_LOSS = 'probs', 'mc_probs', 'flip_probs', 'features', 'pred_loss'
-AUG_PROBS = 'aug_probs'
-OUTPUT_KEYS = frozenset({PROBS, MC_PROBS, FLIP_PROBS, FEATURES, PRED_LOSS, AUG_PROBS})
+#: ``empty_score='max'``: images without a kept box rank above every image with one.
+EMPTY_FIRST = float(torch.finfo(torch.float32).max)
 
 
 class Scorer:
-    """Base class: turns model outputs into one score per image and ranks them.
+    """Base class: turns one batch of model outputs into one score per image.
 
     Args:
         aggregation: How per-box values become an image score: ``'max'``, ``'mean'``, ``'sum'``
             or ``'topk_mean'`` (see :func:`mmal.scoring.functional.aggregate`).
         k: Boxes per image for ``'topk_mean'``.
-        empty_score: Score of an image without any box.
+        empty_score: Score of an image without any box: a number (default 0.0, so such images
+            rank with the least uncertain), or ``'max'`` to rank them first (a weak early model
+            that finds nothing in an image is most uncertain about it).
+        seed: Seed of the scorer's own randomness (only :class:`Random` has any); the acquisition
+            service passes each cycle's seed.
     """
 
-    #: Model outputs this scorer reads (keys of the table in the module docstring).
+    #: Model outputs this scorer reads (keys of :mod:`mmal.scoring.outputs`).
     requires: ClassVar[FrozenSet[str]] = frozenset()
     #: True when :meth:`compute` already returns one value per image (never aggregated).
     image_level: ClassVar[bool] = False
+    #: False for a method without a per-image score (core-set): it only names its selection.
+    ranks: ClassVar[bool] = True
 
-    def __init__(self, aggregation: str = 'max', k: int = 3, empty_score: float = 0.0) -> None:
+    def __init__(self,
+                 aggregation: str = 'max',
+                 k: int = 3,
+                 empty_score: Union[float, str] = 0.0,
+                 seed: Optional[int] = None) -> None:
         if aggregation not in F.AGGREGATION_MODES:
             raise ValueError(f'unknown aggregation {aggregation!r}; choose one of {F.AGGREGATION_MODES}.')
-        self.aggregation, self.k, self.empty_score = aggregation, k, empty_score
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f'k must be a positive integer, got {k!r}.')
+        if empty_score == 'max':
+            empty_score = EMPTY_FIRST
+        elif isinstance(empty_score, bool) or not isinstance(empty_score, (int, float)):
+            raise ValueError(f"empty_score must be a number or 'max', got {empty_score!r}.")
+        self.aggregation, self.k, self.empty_score, self.seed = aggregation, k, float(empty_score), seed
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
         """The scoring step: one value per item (box or image), higher = more worth labeling."""
@@ -61,18 +64,20 @@ class Scorer:
 
     def __call__(self, outputs: Mapping[str, Any]) -> Tensor:
         """Image-level scores ``[N]`` of one batch of model outputs."""
-        missing = self.requires - outputs.keys()
-        if missing:
-            raise KeyError(f'{type(self).__name__} needs the model outputs {sorted(missing)}, which the '
-                           'adapter did not provide; build the adapter with this scorer\'s `requires`.')
+        check_outputs(outputs, self.requires, type(self).__name__)
         values = self.compute(outputs)
         if not self.image_level and 'image_index' in outputs:
             values = F.aggregate(values, outputs['image_index'], outputs['num_images'], self.aggregation,
                                  self.k, self.empty_score)
         return values
 
+    def default_selection(self) -> dict:
+        """The selector config used when a run names none (:mod:`mmal.selection`)."""
+        return dict(type='TopK')
+
     def select(self, scores: Tensor, budget: int, labeled: Optional[Tensor] = None) -> Tensor:
-        """Pool indices to label next, best first. Non-finite scores rank last (with a warning).
+        """Convenience ranking for scripts: the ``budget`` best indices of ``scores``, best first
+        (:func:`mmal.selection.top_k`: non-finite last, ties to the lower index).
 
         Args:
             scores: ``[N]`` scores of the candidate images.
@@ -97,9 +102,9 @@ class Random(Scorer):
     """
     image_level = True
 
-    def __init__(self, seed: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.generator = torch.Generator().manual_seed(seed)
+    def __init__(self, seed: Optional[int] = 0, **kwargs) -> None:
+        super().__init__(seed=seed, **kwargs)
+        self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
         return torch.rand(outputs['num_images'], generator=self.generator)
@@ -152,11 +157,12 @@ class MCVariationRatio(Scorer):
 
 @SCORERS.register_module()
 class Consistency(Scorer):
-    """Symmetric KL between the prediction for an input and for its horizontal flip."""
-    requires = frozenset({PROBS, FLIP_PROBS})
+    """Symmetric KL between the prediction for an input and for its horizontal flip, computed
+    exactly from log-probabilities (:func:`~mmal.scoring.functional.symmetric_kl_log`)."""
+    requires = frozenset({LOG_PROBS, FLIP_LOG_PROBS})
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
-        return F.symmetric_kl(outputs[PROBS], outputs[FLIP_PROBS])
+        return F.symmetric_kl_log(outputs[LOG_PROBS], outputs[FLIP_LOG_PROBS])
 
 
 @SCORERS.register_module()
@@ -182,16 +188,19 @@ class LossPrediction(Scorer):
 
 @SCORERS.register_module()
 class CoreSet(Scorer):
-    """Core-set: k-center greedy on image features instead of ranking a score.
+    """Core-set (Sener & Savarese, 2018): no per-image score; k-center greedy on image features.
 
-    ``__call__`` returns the batch's ``[N, D]`` features; :meth:`select` takes the features of the
-    whole pool, labeled images included, with their ``labeled`` mask.
+    In a run, naming it selects :class:`~mmal.selection.KCenterGreedy` on the adapter's
+    ``features`` (its :meth:`default_selection`); no score is computed. Called directly,
+    ``__call__`` returns the batch's ``[N, D]`` features and :meth:`select` runs k-center greedy
+    on the features of a whole pool.
 
     Args:
         chunk_size: Labeled centers per distance block in :func:`k_center_greedy`.
     """
     requires = frozenset({FEATURES})
     image_level = True
+    ranks = False
 
     def __init__(self, chunk_size: int = 256, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -199,6 +208,9 @@ class CoreSet(Scorer):
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
         return outputs[FEATURES].flatten(1)
+
+    def default_selection(self) -> dict:
+        return dict(type='KCenterGreedy', chunk_size=self.chunk_size)
 
     def select(self, scores: Tensor, budget: int, labeled: Optional[Tensor] = None) -> Tensor:
         return k_center_greedy(scores, labeled, budget, chunk_size=self.chunk_size)

@@ -1,5 +1,20 @@
-"""Selection: top-k, the random-subset diversity heuristic, k-center greedy. Pure torch."""
-from .selection import (k_center_greedy, random_selection, random_subset, random_subset_then_top_k,
-                        top_k)
+"""Batch selection: ranking functions and the registered selectors (``SELECTORS``). Pure torch.
 
-__all__ = ['top_k', 'random_subset', 'random_selection', 'random_subset_then_top_k', 'k_center_greedy']
+``top_k``, ``random_subset_then_top_k`` and ``k_center_greedy`` are plain functions; the
+selectors (``TopK``, ``RandomSubsetTopK``, ``KCenterGreedy``, ``BADGE``, ``TypiClust``,
+``ProbCover``, ``BatchBALD``, ``PowerSampling``) are what a run names in
+``active_learning.selection``.
+"""
+from .badge import BADGE
+from .base import Selector, random_subset, ranking_key
+from .batchbald import BatchBALD, batch_bald
+from .kcenter import KCenterGreedy, k_center_greedy
+from .kmeans import kmeans
+from .power import PowerSampling
+from .probcover import ProbCover
+from .topk import RandomSubsetTopK, TopK, random_selection, random_subset_then_top_k, top_k
+from .typiclust import TypiClust
+
+__all__ = ['Selector', 'ranking_key', 'top_k', 'random_subset', 'random_selection', 'random_subset_then_top_k',
+           'k_center_greedy', 'kmeans', 'batch_bald', 'TopK', 'RandomSubsetTopK', 'KCenterGreedy', 'BADGE',
+           'TypiClust', 'ProbCover', 'BatchBALD', 'PowerSampling']

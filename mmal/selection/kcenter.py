@@ -1,84 +1,15 @@
-"""Selecting what to label from scores or features. Pure torch, CPU or CUDA, no mmdet."""
+"""Core-set selection: greedy k-center (Sener & Savarese, 2018). Pure torch."""
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 import torch
 from torch import Tensor
 
-
-def _ranking_key(scores: Tensor) -> Tensor:
-    """Scores with every non-finite value (NaN, ±inf) moved below all finite ones, one warning."""
-    finite = torch.isfinite(scores)
-    num_bad = int((~finite).sum())
-    if num_bad == 0:
-        return scores
-    warnings.warn(f'{num_bad} of {scores.numel()} acquisition scores are not finite (NaN or inf); '
-                  'they rank last.', RuntimeWarning, stacklevel=3)
-    return torch.where(finite, scores, torch.full_like(scores, -torch.inf))
-
-
-def top_k(scores: Tensor, k: int) -> Tensor:
-    """Indices of the ``k`` highest scores, highest first; ties go to the lower index.
-
-    Non-finite scores never win: they rank below every finite score (in index order), with one
-    warning giving their count.
-
-    Args:
-        scores: ``[N]`` scores.
-        k: How many to return; at most ``N`` are returned.
-
-    Returns:
-        ``[min(k, N)]`` int64 indices into ``scores``, on its device.
-    """
-    if scores.dim() != 1:
-        raise ValueError(f'scores must be 1-D, got shape {tuple(scores.shape)}.')
-    if k < 0:
-        raise ValueError(f'k must be >= 0, got {k}.')
-    key = _ranking_key(scores.float() if not scores.is_floating_point() else scores)
-    return key.argsort(descending=True, stable=True)[:k]
-
-
-def random_subset(num_items: int, subset_size: int, generator: Optional[torch.Generator] = None) -> Tensor:
-    """``min(subset_size, num_items)`` distinct indices drawn uniformly, in random order.
-
-    Args:
-        num_items: Size ``N`` of the pool.
-        subset_size: How many to draw.
-        generator: Seeded generator (CPU) that makes the draw reproducible.
-
-    Returns:
-        int64 indices in ``[0, N)`` on the CPU.
-    """
-    return torch.randperm(num_items, generator=generator)[:subset_size]
-
-
-def random_selection(num_items: int, k: int, generator: Optional[torch.Generator] = None) -> Tensor:
-    """Random acquisition: ``k`` distinct pool indices from one seeded generator."""
-    return random_subset(num_items, k, generator)
-
-
-def random_subset_then_top_k(scores: Tensor,
-                             k: int,
-                             subset_size: int = 10000,
-                             generator: Optional[torch.Generator] = None) -> Tensor:
-    """The study's diversity heuristic: the top ``k`` of a random ``subset_size`` pre-subset.
-
-    Only the subset's scores are read, so a caller may score just ``random_subset(...)`` with the
-    same generator state and leave the other entries unset.
-
-    Args:
-        scores: ``[N]`` scores of the whole unlabeled pool.
-        k: How many to select.
-        subset_size: Size of the random pre-subset (10,000 in the study).
-        generator: Seeded generator that draws the subset.
-
-    Returns:
-        ``[min(k, subset_size, N)]`` indices into the full pool, highest score first.
-    """
-    subset = random_subset(scores.shape[0], subset_size, generator).to(scores.device)
-    return subset[top_k(scores[subset], k)]
+from ..registry import SELECTORS
+from ..scoring.outputs import FEATURES
+from .base import Selector, matvec
 
 
 def k_center_greedy(features: Tensor,
@@ -139,20 +70,42 @@ def k_center_greedy(features: Tensor,
     min_dist[mask] = -torch.inf  # labeled (and, below, picked) points are never candidates
 
     if len(centers) == 0:
-        mean = features.mean(0)
-        first = torch.addmv(sq_norms, features, mean, alpha=-2).argmax()
+        first = (sq_norms - 2 * matvec(features, features.mean(0))).argmax()
     else:
         first = min_dist.argmax()
-    dist = torch.empty_like(min_dist)
     nxt = first
     for i in range(budget):
         picks[i] = nxt
         if i == budget - 1:
             break
         min_dist[nxt] = -torch.inf
-        center = features.index_select(0, nxt.view(1)).squeeze(0)
-        torch.addmv(sq_norms, features, center, alpha=-2, out=dist)
+        dist = matvec(features, features.index_select(0, nxt.view(1)).squeeze(0)).mul_(-2)
+        dist += sq_norms
         dist += sq_norms[nxt]
         torch.minimum(min_dist, dist, out=min_dist)
         nxt = min_dist.argmax()
     return picks
+
+
+@SELECTORS.register_module()
+class KCenterGreedy(Selector):
+    """Core-set: k-center greedy on the adapter's image ``features``, labeled images as the
+    initial centers (:func:`k_center_greedy`).
+
+    Args:
+        chunk_size: Labeled centers per distance block.
+        **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
+    """
+    requires = frozenset({FEATURES})
+    uses_scores = False
+    needs_labeled = True
+
+    def __init__(self, chunk_size: int = 256, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.chunk_size = chunk_size
+
+    def image_inputs(self, outputs: Mapping) -> dict:
+        return {FEATURES: outputs[FEATURES].flatten(1).float()}
+
+    def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
+        return k_center_greedy(inputs[FEATURES], labeled, budget, chunk_size=self.chunk_size)

@@ -1,0 +1,131 @@
+"""The selector interface: what a batch-selection method reads and how it is called. Pure torch.
+
+One acquisition round (:class:`mmal.engine.AcquisitionService`) goes:
+
+1. ``candidates(unlabeled)``: the unlabeled pool indices worth scoring (all, or a random subset);
+2. for every batch of images, the scorer's per-image scores and ``image_inputs(outputs)``, the
+   per-image tensors this selector keeps (features, gradient embeddings, ...), over the
+   candidates and, for coverage methods (``needs_labeled``), the labeled images too;
+3. ``select(budget, scores, inputs, labeled)`` once, on rank 0.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import ClassVar, Dict, FrozenSet, List, Mapping, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+
+def ranking_key(scores: Tensor) -> Tensor:
+    """Floating-point scores with every non-finite value (NaN, ±inf) moved below all finite ones,
+    with one warning giving their count."""
+    scores = scores if scores.is_floating_point() else scores.float()
+    finite = torch.isfinite(scores)
+    num_bad = int((~finite).sum())
+    if num_bad == 0:
+        return scores
+    warnings.warn(f'{num_bad} of {scores.numel()} acquisition scores are not finite (NaN or inf); '
+                  'they rank last.', RuntimeWarning, stacklevel=3)
+    return torch.where(finite, scores, torch.full_like(scores, -torch.inf))
+
+
+def matvec(x: Tensor, v: Tensor) -> Tensor:
+    """``x @ v`` for a tall ``[N, D]`` matrix, computed as a product with a two-row matrix.
+
+    The selectors' inner loops (k-center greedy, k-means++ seeding, BADGE) do one such product
+    per pick. MKL runs a matrix-vector product on one thread (9 GB/s measured on the 2-core
+    machine) but a product with two rows on all of them, at the bandwidth of a plain read (34 GB/s):
+    the second row is zeros and its column is dropped.
+
+    Args:
+        x: ``[N, D]`` matrix.
+        v: ``[D]`` vector.
+
+    Returns:
+        ``[N]``.
+    """
+    pair = x.new_zeros((2, x.shape[1]))
+    pair[0] = v
+    return (x @ pair.T)[:, 0]
+
+
+def random_subset(num_items: int, subset_size: int, generator: Optional[torch.Generator] = None) -> Tensor:
+    """``min(subset_size, num_items)`` distinct indices drawn uniformly, in random order.
+
+    Args:
+        num_items: Size ``N`` of the pool.
+        subset_size: How many to draw.
+        generator: Seeded generator (CPU) that makes the draw reproducible.
+
+    Returns:
+        int64 indices in ``[0, N)`` on the CPU.
+    """
+    return torch.randperm(num_items, generator=generator)[:subset_size]
+
+
+class Selector:
+    """Base class of batch selection: picks ``budget`` rows from what the acquisition pass kept.
+
+    Subclasses set the class attributes and override :meth:`select` (and :meth:`image_inputs`
+    when they read model outputs besides the scores).
+
+    Args:
+        subset_size: Score only a random ``subset_size`` of the unlabeled pool (the study's
+            diversity heuristic, composable with any selector); None scores all of it.
+        seed: Seed of the selector's generator (subset draws, tie-breaks, sampling); the
+            acquisition service passes each cycle's seed.
+    """
+
+    #: Model outputs (keys of :mod:`mmal.scoring.outputs`) this selector reads besides the scores.
+    requires: ClassVar[FrozenSet[str]] = frozenset()
+    #: Whether :meth:`select` ranks the scorer's per-image scores (False: it ignores any scorer).
+    uses_scores: ClassVar[bool] = True
+    #: Whether the labeled images' inputs are computed too (coverage methods: core-set, ...).
+    needs_labeled: ClassVar[bool] = False
+
+    def __init__(self, subset_size: Optional[int] = None, seed: Optional[int] = None) -> None:
+        if subset_size is not None and (isinstance(subset_size, bool) or not isinstance(subset_size, int)
+                                        or subset_size < 1):
+            raise ValueError(f'subset_size must be a positive integer or None, got {subset_size!r}.')
+        self.subset_size, self.seed = subset_size, seed
+        self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
+
+    def candidates(self, unlabeled: Sequence[int]) -> List[int]:
+        """The unlabeled pool indices to score: all of them, or a random ``subset_size``.
+
+        Args:
+            unlabeled: Unlabeled pool indices.
+
+        Returns:
+            Pool indices, a subset of ``unlabeled``.
+        """
+        if self.subset_size is None:
+            return list(unlabeled)
+        order = random_subset(len(unlabeled), self.subset_size, self.generator).tolist()
+        return [unlabeled[i] for i in order]
+
+    def image_inputs(self, outputs: Mapping) -> Dict[str, Tensor]:
+        """The per-image tensors to keep from one batch of model outputs (``[n, ...]`` each).
+
+        Per-box outputs must be reduced here: nothing per box outlives its batch.
+        """
+        return {}
+
+    def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
+        """The rows to label next, in pick order.
+
+        Args:
+            budget: How many rows to pick (at most the number of unlabeled rows).
+            scores: ``[R]`` per-image scores (``None`` when :attr:`uses_scores` is False); rows of
+                labeled images hold NaN.
+            inputs: ``{name: [R, ...]}``, the :meth:`image_inputs` of every row.
+            labeled: ``[R]`` bool, True for rows of labeled images (only with ``needs_labeled``).
+
+        Returns:
+            ``[min(budget, unlabeled rows)]`` int64 row indices, none labeled, none twice.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(subset_size={self.subset_size})'

@@ -1,0 +1,181 @@
+"""ProbCover (Yehuda, Dekel, Hacohen & Weinshall, NeurIPS 2022): greedy maximum coverage of
+δ-balls. Pure torch.
+
+As the authors' code: every (L2-normalised) image is a vertex, with an edge to each image within
+distance ``delta`` (itself included). The labeled images cover their balls first; then the image
+whose ball holds the most uncovered images is picked, its ball covered, and so on. Once
+everything is covered, the rest of the budget is drawn uniformly from the unlabeled images.
+
+``delta=None`` estimates it as the paper does: the largest δ for which at least ``purity`` (0.95)
+of the balls are pure with respect to a k-means clustering of the features (``num_classes``
+clusters). A ball around ``x`` is pure exactly when δ does not exceed the distance from ``x`` to
+the nearest point of another cluster, so that δ is the ``1 - purity`` quantile of those distances,
+taken over a random sample of ``sample_size`` points.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..registry import SELECTORS
+from ..scoring.outputs import FEATURES
+from .base import Selector
+from .kmeans import kmeans
+
+
+def ball_graph(x: Tensor, delta: float, chunk: int = 1024) -> Tuple[Tensor, Tensor]:
+    """The δ-ball graph in CSR form: row ``i`` lists every ``j`` with ``|x_i - x_j| < delta``.
+
+    Args:
+        x: ``[N, D]`` points.
+        delta: Ball radius.
+        chunk: Rows per distance block (a ``[chunk, N]`` block is the largest temporary).
+
+    Returns:
+        ``(indptr [N + 1] int64, indices [E] int32)``; the graph is symmetric and holds every
+        self-loop.
+    """
+    sq = (x * x).sum(1)
+    threshold = delta * delta
+    counts, columns = [], []
+    for start in range(0, x.shape[0], chunk):
+        d = torch.addmm(sq[None, :], x[start:start + chunk], x.T, alpha=-2)
+        d += sq[start:start + chunk, None]
+        in_chunk = torch.arange(d.shape[0], device=x.device)
+        d[in_chunk, in_chunk + start] = -1  # a point is in its own ball, whatever the rounding
+        inside = d < threshold
+        del d
+        counts.append(inside.sum(1))
+        columns.append(inside.nonzero()[:, 1].to(torch.int32))  # row-major: each row's columns in order
+    indptr = torch.zeros(x.shape[0] + 1, dtype=torch.long, device=x.device)
+    indptr[1:] = torch.cat(counts).cumsum(0)
+    return indptr, torch.cat(columns)
+
+
+def estimate_delta(x: Tensor, num_classes: int, purity: float, sample_size: int,
+                   generator: Optional[torch.Generator] = None, chunk: int = 512) -> float:
+    """The largest radius for which at least ``purity`` of the sampled balls are pure.
+
+    Args:
+        x: ``[N, D]`` points.
+        num_classes: Clusters of the k-means that stands in for the classes.
+        purity: Required fraction of pure balls.
+        sample_size: Ball centers sampled to estimate the fraction.
+        generator: Seeded CPU generator.
+        chunk: Rows per distance block.
+
+    Returns:
+        δ (positive).
+    """
+    assign, _ = kmeans(x, num_classes, generator)
+    sample = torch.randperm(x.shape[0], generator=generator)[:sample_size].to(x.device)
+    sq = (x * x).sum(1)
+    nearest_other = torch.empty(sample.numel(), dtype=x.dtype, device=x.device)
+    for start in range(0, sample.numel(), chunk):
+        rows = sample[start:start + chunk]
+        d = torch.addmm(sq[None, :], x[rows], x.T, alpha=-2)
+        d += sq[rows, None]
+        d[assign[None, :] == assign[rows, None]] = torch.inf
+        nearest_other[start:start + chunk] = d.amin(1).clamp_min(0).sqrt()
+    delta = float(torch.quantile(nearest_other.double().cpu(), 1 - purity))
+    return delta if delta > 0 else float(nearest_other[nearest_other > 0].min())
+
+
+@SELECTORS.register_module()
+class ProbCover(Selector):
+    """Maximum coverage of δ-balls around the picks and the labeled images (no scorer).
+
+    Args:
+        delta: Ball radius (on L2-normalised features unless ``normalize=False``); None
+            estimates it from ``purity``.
+        purity: Fraction of pure balls of the estimated δ (0.95 in the paper).
+        num_classes: k-means clusters standing in for the classes in the purity estimate.
+        sample_size: Ball centers sampled for the purity estimate.
+        normalize: L2-normalise the features first.
+        **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
+    """
+    requires = frozenset({FEATURES})
+    uses_scores = False
+    needs_labeled = True
+
+    def __init__(self, delta: Optional[float] = None, purity: float = 0.95, num_classes: int = 10,
+                 sample_size: int = 2000, normalize: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if delta is not None and not delta > 0:
+            raise ValueError(f'delta must be positive or None, got {delta!r}.')
+        if not 0 < purity < 1:
+            raise ValueError(f'purity must lie in (0, 1), got {purity!r}.')
+        self.delta, self.purity, self.num_classes = delta, purity, num_classes
+        self.sample_size, self.normalize = sample_size, normalize
+
+    def image_inputs(self, outputs: Mapping) -> dict:
+        return {FEATURES: outputs[FEATURES].flatten(1).float()}
+
+    def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
+        x = inputs[FEATURES].float()
+        if self.normalize:
+            x = torch.nn.functional.normalize(x, dim=1)
+        delta = self.delta
+        if delta is None:
+            delta = estimate_delta(x, self.num_classes, self.purity, self.sample_size, self.generator)
+        self.last_delta = delta
+        indptr, indices = ball_graph(x, delta)
+        return greedy_cover(indptr, indices, labeled, min(budget, int((~labeled).sum())), self.generator)
+
+
+def greedy_cover(indptr: Tensor, indices: Tensor, labeled: Tensor, budget: int,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+    """Greedy maximum coverage on a symmetric graph in CSR form.
+
+    Args:
+        indptr: ``[N + 1]`` row pointers.
+        indices: ``[E]`` neighbours.
+        labeled: ``[N]`` bool: these vertices are never picked and cover their neighbours first.
+        budget: How many to pick (at most the unlabeled count).
+        generator: Draws the uniform picks once everything is covered.
+
+    Returns:
+        ``[budget]`` int64 vertices in pick order; ties go to the lower index.
+    """
+    num = labeled.shape[0]
+    covered = torch.zeros(num, dtype=torch.bool, device=indptr.device)
+    covered[neighbours_of(indptr, indices, labeled.nonzero().squeeze(1))] = True
+    # degree[v] = uncovered vertices in v's ball: a segment sum over v's row of the CSR
+    running = torch.cat([indptr.new_zeros(1), (~covered[indices.long()]).cumsum(0)])
+    degree = running[indptr[1:]] - running[indptr[:-1]]
+    del running
+    available = ~labeled.clone()
+    picks = []
+    while len(picks) < budget:
+        masked = torch.where(available, degree, torch.full_like(degree, -1))
+        best = int(masked.argmax())
+        if int(masked[best]) <= 0:
+            break
+        picks.append(best)
+        available[best] = False
+        ball = indices[indptr[best]:indptr[best + 1]].long()
+        newly = ball[~covered[ball]]
+        covered[newly] = True
+        # every vertex whose ball holds a newly covered vertex loses one per such vertex (symmetric graph)
+        lost = neighbours_of(indptr, indices, newly)
+        degree.index_add_(0, lost, torch.full_like(lost, -1))
+    rest = budget - len(picks)
+    if rest > 0:
+        remaining = available.nonzero().squeeze(1)
+        picks += remaining[torch.randperm(remaining.numel(), generator=generator)[:rest].to(remaining.device)].tolist()
+    return torch.tensor(picks, dtype=torch.long, device=labeled.device)
+
+
+def neighbours_of(indptr: Tensor, indices: Tensor, vertices: Tensor) -> Tensor:
+    """The concatenated rows of ``vertices`` in the CSR graph (int64)."""
+    starts, ends = indptr[vertices], indptr[vertices + 1]
+    return indices[torch.repeat_interleave(starts, ends - starts) + _ranges(ends - starts)].long()
+
+
+def _ranges(lengths: Tensor) -> Tensor:
+    """``cat([arange(n) for n in lengths])`` without a Python loop."""
+    total = int(lengths.sum())
+    offsets = torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+    return torch.arange(total, device=lengths.device) - offsets
