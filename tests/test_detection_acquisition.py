@@ -4,6 +4,7 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO, TOY_SSD_CONFIG, toy_ssd_cfg
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
@@ -13,9 +14,7 @@ from mmal.models import DetectionAdapter
 from mmal.registry import SCORERS
 from mmal.scoring import functional as F
 
-from conftest import REPO, TOY_SSD_CONFIG, toy_ssd_cfg
-
-ALL_OUTPUTS = {'probs', 'flip_probs', 'mc_probs', 'features'}
+ALL_OUTPUTS = {'probs', 'log_probs', 'flip_log_probs', 'mc_probs', 'features', 'last_layer_input'}
 
 
 def _batch(n=3, size=128, seed=0):
@@ -38,8 +37,9 @@ def test_outputs_have_the_declared_shapes(ssd):
     num_anchors = sum(ssd.bbox_head.num_base_priors[i] * s * s for i, s in enumerate([16, 8, 4, 2]))
     m = 3 * num_anchors
     assert out['num_images'] == 3 and out['image_index'].shape == (m, )
-    assert out['probs'].shape == out['flip_probs'].shape == (m, 6) and out['mc_probs'].shape == (4, m, 6)
-    assert out['features'].shape == (3, 128)
+    assert out['probs'].shape == out['flip_log_probs'].shape == (m, 6) and out['mc_probs'].shape == (4, m, 6)
+    assert out['features'].shape == (3, 128) and out['last_layer_input'].shape == (m, 64 + 96 + 128 + 128)
+    assert torch.allclose(out['log_probs'].exp(), out['probs'])
     assert torch.allclose(out['probs'].sum(-1), torch.ones(m))
 
 
@@ -54,9 +54,14 @@ def test_detections_mode_keeps_the_boxes_mmdet_predicts(ssd):
     batch = _batch(4)
     with torch.no_grad():
         predicted = ssd.test_step(batch)
-    out = DetectionAdapter(ssd, {'probs'}, score_thr=0.2, nms_iou=0.45, max_per_img=50)(batch)
+    adapter = DetectionAdapter(ssd, {'probs'}, score_thr=0.2, nms_iou=0.45, max_per_img=50)
+    detections = adapter.detect(batch)
+    for mine, own in zip(detections, predicted):  # the test_cfg overrides reach the post-processing
+        theirs = own.pred_instances
+        assert torch.equal(mine.bboxes, theirs.bboxes) and torch.equal(mine.scores, theirs.scores)
+    out = adapter(batch)
     counts = torch.bincount(out['image_index'], minlength=4).tolist()
-    assert counts == [len(p.pred_instances) for p in predicted] and sum(counts) > 0
+    assert counts == [len(d.sources.unique()) for d in detections] and sum(counts) > 0  # one row per anchor
     # Each kept box is scored on its anchor's full distribution, whose top class passed the threshold.
     assert (out['probs'][:, :-1].amax(-1) >= 0.2).all()
 
@@ -87,9 +92,9 @@ def test_bald_without_dropout_is_zero(ssd):
 
 @pytest.mark.parametrize('sparse', [True, False])
 def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd, monkeypatch, sparse):
-    from mmal.models import detection_adapter
+    from mmal.models.detection import dense
     if not sparse:
-        monkeypatch.setattr(detection_adapter, 'single_conv_classifier', lambda head: False)
+        monkeypatch.setattr(dense, 'simple_conv', lambda conv: False)
     calls = {'backbone': 0, 'cls': 0, 'reg': 0}
 
     def counter(key):
@@ -98,7 +103,7 @@ def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd, monk
         return hook
 
     handles = [ssd.backbone.register_forward_hook(counter('backbone')),
-               ssd.bbox_head.cls_convs[0].register_forward_hook(counter('cls')),
+               ssd.bbox_head.cls_convs[0][-1].register_forward_hook(counter('cls')),
                ssd.bbox_head.reg_convs[0].register_forward_hook(counter('reg'))]
     try:
         DetectionAdapter(ssd, {'mc_probs'}, mc_samples=7, score_thr=0.05)(_batch())
@@ -154,17 +159,16 @@ def test_hook_on_mmdet_retinanet(toy_voc_root, tmp_path):
 
 
 def test_sparse_mc_path_matches_dense_dropout(ssd, monkeypatch):
-    from mmal.models import detection_adapter
-    assert detection_adapter.single_conv_classifier(ssd.bbox_head)
+    from mmal.models.detection import dense
     batch = _batch()
-    sparse = DetectionAdapter(ssd, {'probs', 'mc_probs'}, score_thr=0.05, dropout_p=0.0, mc_samples=3)(batch)
-    assert torch.allclose(sparse['mc_probs'], sparse['probs'].expand(3, -1, -1), atol=1e-6)  # p=0: exact
+    exact = DetectionAdapter(ssd, {'probs', 'mc_probs'}, score_thr=0.05, dropout_p=0.0, mc_samples=3)(batch)
+    assert torch.allclose(exact['mc_probs'], exact['probs'].expand(3, -1, -1), atol=1e-6)  # p=0: exact
 
     torch.manual_seed(0)
     adapter = DetectionAdapter(ssd, {'mc_probs'}, score_thr=0.05, dropout_p=0.3, mc_samples=400)
     sparse = adapter(batch)['mc_probs']
-    monkeypatch.setattr(detection_adapter, 'single_conv_classifier', lambda head: False)
-    dense = adapter(batch)['mc_probs']
+    monkeypatch.setattr(dense, 'simple_conv', lambda conv: False)
+    full = adapter(batch)['mc_probs']
     # Same distribution per box: the Monte-Carlo means and spreads agree.
-    assert (sparse.mean(0) - dense.mean(0)).abs().max() < 0.02
-    assert (sparse.std(0) - dense.std(0)).abs().max() < 0.02
+    assert (sparse.mean(0) - full.mean(0)).abs().max() < 0.02
+    assert (sparse.std(0) - full.std(0)).abs().max() < 0.02

@@ -1,25 +1,48 @@
-"""ActiveLearningHook: acquisition at the end of a plain mmdet training run."""
+"""Hooks: ActiveLearningHook (acquisition at the end of a plain mmdet training run), training
+progress, LLAL's gradient stop."""
 from __future__ import annotations
 
 import os.path as osp
 import time
-from typing import Optional, Union
+from typing import List, Optional, Tuple, Union
 
-import torch
 from mmdet.registry import HOOKS
-from mmengine.hooks import Hook
+from mmengine.dist import get_rank
+from mmengine.hooks import EMAHook, Hook
 from mmengine.model import is_model_wrapper
+from torch import nn
 from tqdm import tqdm
 
 from ..datasets.image_pool import ImagePoolDataset
+from ..errors import UserError
 from ..fileio import atomic_write_json
-from ..registry import SCORERS
-from .acquisition import build_adapter, pool_loader, score_pool
+from .acquisition import AcquisitionService, default_scorer
 
 
 def scoring_pipeline(test_pipeline) -> list:
     """The config's test pipeline without annotation loading (the pool has no labels)."""
     return [dict(t) for t in test_pipeline if t['type'] not in ('LoadAnnotations', 'mmdet.LoadAnnotations')]
+
+
+def scoring_model(runner) -> nn.Module:
+    """The weights to score with: the EMA model when the run has an ``EMAHook``, else the model."""
+    for hook in runner.hooks:
+        if isinstance(hook, EMAHook) and getattr(hook, 'ema_model', None) is not None:
+            return hook.ema_model.module
+    return runner.model.module if is_model_wrapper(runner.model) else runner.model
+
+
+def training_images(runner) -> List[str]:
+    """Real paths of the training set's images.
+
+    Raises:
+        UserError: The training dataset cannot list its images.
+    """
+    dataset = runner.train_dataloader.dataset
+    if not hasattr(dataset, 'get_data_info'):
+        raise UserError(f'ActiveLearningHook: the training dataset {type(dataset).__name__} cannot list its images '
+                        '(no get_data_info), so the pool cannot be told apart from it.')
+    return [osp.realpath(dataset.get_data_info(i)['img_path']) for i in range(len(dataset))]
 
 
 @HOOKS.register_module()
@@ -31,17 +54,26 @@ class ActiveLearningHook(Hook):
         custom_hooks = [dict(type='ActiveLearningHook', pool='data/VOCdevkit/VOC2012/ImageSets/Main/train.txt',
                              budget=1000, scorer=dict(type='Entropy'))]
 
+    The scorer, selection and adapter are checked against the model in ``before_run``, before
+    any training. Pool images that are in the training set are never candidates (coverage
+    selectors such as ``KCenterGreedy`` count them as labeled). With an ``EMAHook`` the EMA
+    weights are scored. In a distributed run every rank scores its share of the pool and rank 0
+    selects and writes.
+
     Args:
         pool: The unlabeled images: a VOC ImageSets list, a COCO json, a folder (see
             :class:`~mmal.datasets.ImagePoolDataset`), or a full dataset config.
         budget: How many images to select.
-        scorer: Scorer config (see ``mmal.registry.SCORERS``).
+        scorer: Scorer config (``mmal.registry.SCORERS``); None: ``Entropy`` when the selection ranks
+            scores, none when it does not (BADGE, TypiClust, ...).
+        selection: Selector config (``mmal.registry.SELECTORS``); None: the scorer's default.
         adapter: Adapter options (``box_mode``, ``score_thr``, ``mc_samples``, ...), see
             :class:`~mmal.models.DetectionAdapter`.
         out_file: Output JSON, relative to the work dir unless absolute.
         batch_size: Images per scoring batch.
         num_workers: Dataloader workers of the scoring pass.
         progress: Show a progress bar.
+        seed: Seed of the scorer and selector.
     """
 
     priority = 'LOW'
@@ -49,68 +81,70 @@ class ActiveLearningHook(Hook):
     def __init__(self,
                  pool: Union[str, dict],
                  budget: int,
-                 scorer: dict = dict(type='Entropy'),
+                 scorer: Optional[dict] = None,
+                 selection: Union[str, dict, None] = None,
                  adapter: Optional[dict] = None,
                  out_file: str = 'acquisition.json',
                  batch_size: int = 8,
                  num_workers: int = 0,
-                 progress: bool = True) -> None:
-        if budget < 1:
-            raise ValueError(f'ActiveLearningHook: budget must be a positive number of images, got {budget}.')
-        self.pool, self.budget = pool, budget
-        self.scorer_cfg, self.adapter_cfg = dict(scorer), dict(adapter or {})
-        self.out_file, self.batch_size, self.num_workers, self.progress = out_file, batch_size, num_workers, progress
-        self.scorer = SCORERS.build(self.scorer_cfg)  # fail at config time on an unknown scorer
+                 progress: bool = True,
+                 seed: int = 0) -> None:
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise UserError(f'ActiveLearningHook: budget must be a positive number of images, got {budget!r}.')
+        self.pool, self.budget, self.out_file = pool, budget, out_file
+        if scorer is None:
+            scorer = default_scorer(selection, dict(type='Entropy'))
+        self.scorer_cfg = None if scorer is None else dict(scorer)
+        self.service = AcquisitionService(scorer, selection, adapter, seed=seed, batch_size=batch_size,
+                                          num_workers=num_workers, progress=progress)
 
-    @staticmethod
-    def _dataset(pool, pipeline) -> ImagePoolDataset:
-        if isinstance(pool, dict):
-            return ImagePoolDataset(**{**pool, 'pipeline': pool.get('pipeline', pipeline)})
-        return ImagePoolDataset(pool=pool, pipeline=pipeline)
+    def _listed_pool(self, pipeline) -> ImagePoolDataset:
+        if isinstance(self.pool, dict):
+            return ImagePoolDataset(**{**self.pool, 'pipeline': self.pool.get('pipeline', pipeline)})
+        return ImagePoolDataset(pool=self.pool, pipeline=pipeline)
+
+    def before_run(self, runner) -> None:
+        """Fail before training when the model cannot be scored this way or the pool is unusable."""
+        self.service.check_model(runner.model.module if is_model_wrapper(runner.model) else runner.model)
+        self._listed_pool([])
+
+    def _scoring_set(self, runner) -> Tuple[ImagePoolDataset, List[int], List[int], int]:
+        """The pool (plus, for coverage selectors, the training images not in it), its candidates and
+        its labeled indices, and how many pool images are training images."""
+        pipeline = scoring_pipeline(runner.cfg.test_dataloader.dataset.pipeline)
+        items = [dict(img_id=d['img_id'], img_path=d['img_path']) for d in self._listed_pool([]).data_list]
+        train = training_images(runner)
+        in_train = set(train)
+        labeled = [i for i, d in enumerate(items) if osp.realpath(d['img_path']) in in_train]
+        candidates = [i for i in range(len(items)) if i not in set(labeled)]
+        in_training_set = len(labeled)
+        if self.service.selector.needs_labeled:
+            listed = {osp.realpath(d['img_path']) for d in items}
+            extra = [p for p in dict.fromkeys(train) if p not in listed]
+            labeled += list(range(len(items), len(items) + len(extra)))
+            items += [dict(img_id=osp.splitext(osp.basename(p))[0], img_path=p) for p in extra]
+        return ImagePoolDataset(pool=items, pipeline=pipeline), candidates, labeled, in_training_set
 
     def after_train(self, runner) -> None:
-        if runner.rank != 0:
-            return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        pipeline = scoring_pipeline(runner.cfg.test_dataloader.dataset.pipeline)
-        adapter = build_adapter(model, self.scorer.requires, self.adapter_cfg)
-        pool = self._dataset(self.pool, pipeline)
         start = time.time()
-        failed: list = []
-        values = score_pool(adapter, self.scorer, pool_loader(pool, self.batch_size, self.num_workers),
-                            self.progress, 'acquisition', failed)
-        readable = torch.ones(len(pool), dtype=torch.bool)
-        readable[[i for i, _ in failed]] = False
-        labeled = None
-        if self.scorer.requires == {'features'}:  # core-set: distances to the labeled images
-            train = runner.train_dataloader.dataset
-            train_paths = [train.get_data_info(i)['img_path'] for i in range(len(train))]
-            labeled_values = score_pool(adapter, self.scorer,
-                                        pool_loader(self._dataset(train_paths, pipeline), self.batch_size),
-                                        self.progress, 'labeled features', [])
-            labeled = torch.cat([torch.zeros(len(values), dtype=torch.bool),
-                                 torch.ones(len(labeled_values), dtype=torch.bool)])
-            values = torch.cat([values, labeled_values])
-            readable = torch.cat([readable, torch.isfinite(labeled_values).all(1)])
-        kept = readable.nonzero().squeeze(1)
-        budget = min(self.budget, int((~labeled[kept]).sum()) if labeled is not None else len(kept))
-        picks = kept[self.scorer.select(values[kept], budget,
-                                        labeled=None if labeled is None else labeled[kept])].tolist()
-        scores = values if values.dim() == 1 else None
-        selected = []
-        for i in picks:
-            info = pool.get_data_info(i)
-            selected.append(dict(index=i, img_id=info['img_id'], img_path=info['img_path'],
-                                 score=None if scores is None else float(scores[i])))
-        for i, err in failed:
-            runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {pool.get_data_info(i)["img_path"]}: '
-                                  f'{err}')
+        pool, candidates, labeled, in_training_set = self._scoring_set(runner)
+        result = self.service.run(scoring_model(runner), pool, labeled, self.budget, unlabeled=candidates)
+        if get_rank() != 0:
+            return
+        info = pool.get_data_info
+        selected = [dict(index=i, img_id=info(i)['img_id'], img_path=info(i)['img_path'],
+                         score=None if result.scores is None else score)
+                    for i, score in zip(result.picks, result.scores or [None] * len(result.picks))]
+        for i, err in result.unreadable.items():
+            runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {info(i)["img_path"]}: {err}')
         out = self.out_file if osp.isabs(self.out_file) else osp.join(runner.work_dir, self.out_file)
-        atomic_write_json(out, dict(scorer=self.scorer_cfg, pool_size=len(pool), budget=self.budget,
-                                    seconds=round(time.time() - start, 2), selected=selected,
-                                    unreadable=[pool.get_data_info(i)['img_path'] for i, _ in failed]))
-        runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(pool)} pool images '
-                           f'with {type(self.scorer).__name__}; written to {out}')
+        atomic_write_json(out, dict(scorer=self.scorer_cfg, selection=type(self.service.selector).__name__,
+                                    pool_size=len(candidates) + in_training_set, in_training_set=in_training_set,
+                                    budget=self.budget, seconds=round(time.time() - start, 2), selected=selected,
+                                    unreadable=[info(i)['img_path'] for i in result.unreadable]))
+        runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(candidates)} candidate images '
+                           f'({in_training_set} pool images are training images) with '
+                           f'{type(self.service.selector).__name__}; written to {out}')
 
 
 @HOOKS.register_module()

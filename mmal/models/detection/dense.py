@@ -1,0 +1,392 @@
+"""Single-stage dense detectors: one candidate per prior (anchor or point) of the head.
+
+Each family below post-processes exactly as its head's ``predict_by_feat`` (built from the same
+mmdet pieces: ``filter_scores_and_topk``, the box coder, the head's own ``_bbox_post_process``)
+and carries the prior index of every kept box through it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as nnf
+from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, YOLOXHead
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+from mmdet.models.layers import multiclass_nms
+from mmdet.models.utils import filter_scores_and_topk, select_single_mlvl
+from mmdet.structures.bbox import cat_boxes, get_box_tensor
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from ...registry import DETECTOR_FAMILIES
+from .distributions import level_logits, sigmoid_log_probs, softmax_log_probs
+from .family import DetectorFamily, capture_inputs, simple_conv, sparse_conv_mc
+
+#: Names under which mmdet's dense heads keep their last classification conv (one shared by all
+#: levels, or one per level).
+CLASSIFIER_ATTRS = ('retina_cls', 'conv_cls', 'atss_cls', 'gfl_cls', 'vfnet_cls', 'rtm_cls', 'multi_level_conv_cls')
+
+
+@dataclass
+class DensePass:
+    """One forward of a dense head on a batch."""
+    detections: Optional[List[InstanceData]]  # None for a pass that only serves flip alignment
+    maps: tuple  # the head's raw outputs, per level: class maps, box maps (, score-factor maps)
+    taps: Optional[List[Tensor]]  # per level, the input of the classification conv [B, C_in, H, W]
+    shapes: List[tuple]  # per level (H, W, priors per location)
+    metas: List[dict]
+    cache: Dict = field(default_factory=dict)
+
+
+@DETECTOR_FAMILIES.register_module()
+class DenseHeadFamily(DetectorFamily):
+    """Dense heads post-processed by mmdet's default ``BaseDenseHead`` path: RetinaNet, FCOS, ATSS,
+    VFNet, RTMDet, FSAF, DDOD, AutoAssign, ... (centerness-style score factors included).
+
+    Monte-Carlo samples redraw dropout on the input of the last classification conv and evaluate
+    that conv at the kept boxes only; the rest of the head runs once.
+    """
+    covers = 'RetinaNet, FCOS, ATSS, VFNet, RTMDet and other heads on mmdet\'s default dense post-processing'
+
+    def __init__(self, model: nn.Module, test_cfg: Optional[dict] = None) -> None:
+        super().__init__(model, test_cfg)
+        self.head = model.bbox_head
+        self.cfg = self.post_cfg(self.head.test_cfg)
+        self.use_sigmoid = bool(self.head.use_sigmoid_cls)
+        self.classifiers = self.classifier_layers(self.head)
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        head = getattr(model, 'bbox_head', None)
+        kind = type(head)
+        return (isinstance(head, BaseDenseHead) and kind.predict is BaseDenseHead.predict
+                and kind.predict_by_feat is BaseDenseHead.predict_by_feat
+                and kind._predict_by_feat_single is BaseDenseHead._predict_by_feat_single
+                and kind._bbox_post_process is BaseDenseHead._bbox_post_process
+                and not getattr(getattr(head, 'loss_cls', None), 'custom_cls_channels', False))
+
+    def classifier_layers(self, head: nn.Module) -> Optional[List[nn.Module]]:
+        """The last classification conv of each level, or None when it cannot be found."""
+        levels = head.prior_generator.num_levels
+        for name in CLASSIFIER_ATTRS:
+            layer = getattr(head, name, None)
+            if isinstance(layer, nn.Conv2d):
+                return [layer] * levels
+            if isinstance(layer, nn.ModuleList) and len(layer) == levels:
+                return list(layer)
+        return None
+
+    # -- the forward and mmdet's post-processing ------------------------------------------------------
+    def run(self, feats: Sequence[Tensor], samples: Sequence, detect: bool = True) -> DensePass:
+        with capture_inputs(self.classifiers or []) as calls:
+            outs = self.head(feats)
+        cls_maps = outs[0]
+        shapes = [(m.shape[2], m.shape[3], n) for m, n in zip(cls_maps, self.head.prior_generator.num_base_priors)]
+        p = DensePass(detections=None, maps=outs, taps=list(calls) if len(calls) == len(cls_maps) else None,
+                      shapes=shapes, metas=[s.metainfo for s in samples])
+        if detect:
+            p.detections = self.postprocess(p)
+        return p
+
+    def priors(self, p: DensePass) -> List[Tensor]:
+        """The head's priors of each level, as its ``predict_by_feat`` computes them."""
+        if 'priors' not in p.cache:
+            cls_maps = p.maps[0]
+            p.cache['priors'] = self.head.prior_generator.grid_priors(
+                [m.shape[-2:] for m in cls_maps], dtype=cls_maps[0].dtype, device=cls_maps[0].device)
+        return p.cache['priors']
+
+    def postprocess(self, p: DensePass) -> List[InstanceData]:
+        """``BaseDenseHead._predict_by_feat_single`` with the prior index carried as ``sources``."""
+        head, cfg = self.head, self.cfg
+        cls_maps, box_maps = p.maps[0], p.maps[1]
+        factor_maps = p.maps[2] if len(p.maps) > 2 else None
+        priors = self.priors(p)
+        starts = torch.tensor([0] + [h * w * n for h, w, n in p.shapes]).cumsum(0).tolist()
+        results = []
+        for b, meta in enumerate(p.metas):
+            cls_list = select_single_mlvl(cls_maps, b, detach=True)
+            box_list = select_single_mlvl(box_maps, b, detach=True)
+            factor_list = select_single_mlvl(factor_maps, b, detach=True) if factor_maps is not None else None
+            boxes, scores, labels, factors, sources, kept_priors = [], [], [], [], [], []
+            for level, (cls_score, bbox_pred) in enumerate(zip(cls_list, box_list)):
+                bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, head.bbox_coder.encode_size)
+                cls_score = cls_score.permute(1, 2, 0).reshape(-1, head.cls_out_channels)
+                level_scores = cls_score.sigmoid() if self.use_sigmoid else cls_score.softmax(-1)[:, :-1]
+                kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
+                    level_scores, cfg.get('score_thr', 0), cfg.get('nms_pre', -1),
+                    dict(bbox_pred=bbox_pred, priors=priors[level]))
+                boxes.append(filtered['bbox_pred'])
+                kept_priors.append(filtered['priors'])
+                scores.append(kept_scores)
+                labels.append(kept_labels)
+                sources.append(keep + starts[level])
+                if factor_list is not None:
+                    factors.append(factor_list[level].permute(1, 2, 0).reshape(-1).sigmoid()[keep])
+            res = InstanceData()
+            res.bboxes = head.bbox_coder.decode(cat_boxes(kept_priors), torch.cat(boxes), max_shape=meta['img_shape'])
+            res.scores, res.labels, res.sources = torch.cat(scores), torch.cat(labels), torch.cat(sources)
+            if factor_list is not None:
+                res.score_factors = torch.cat(factors)
+            results.append(head._bbox_post_process(res, cfg, rescale=False, with_nms=True, img_meta=meta))
+        return results
+
+    def num_candidates(self, p: DensePass, image: int) -> int:
+        return sum(h * w * n for h, w, n in p.shapes)
+
+    def gather(self, p: DensePass, maps: Sequence[Tensor], image: Tensor, source: Tensor,
+               mirror: bool = False) -> Tensor:
+        """The channels of per-level ``maps`` (``[B, A_l*K, H, W]``) at each row, ``[M, K]``; with
+        ``mirror`` at the row's location mirrored along the width. Reads only those rows."""
+        level, y, x, base = self.locate(p, source)
+        channels = maps[0].shape[1] // p.shapes[0][2]
+        out = maps[0].new_empty((len(source), channels))
+        for lvl, m in enumerate(maps):
+            rows = (level == lvl).nonzero().squeeze(1)
+            if len(rows):
+                col = p.shapes[lvl][1] - 1 - x[rows] if mirror else x[rows]
+                found = m[image[rows], :, y[rows], col].view(len(rows), -1, channels)
+                out[rows] = found[torch.arange(len(rows), device=found.device), base[rows]]
+        return out
+
+    # -- rows --------------------------------------------------------------------------------------------
+    def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:
+        """Log-probabilities of the rows' logits (see :mod:`.distributions`)."""
+        if self.use_sigmoid:
+            return sigmoid_log_probs(logits, log_factor)
+        return softmax_log_probs(logits)
+
+    def _log_factor(self, p: DensePass, image: Tensor, source: Tensor) -> Optional[Tensor]:
+        if len(p.maps) < 3:
+            return None
+        return nnf.logsigmoid(self.gather(p, p.maps[2], image, source).squeeze(1).float())
+
+    def log_probs(self, p: DensePass, image: Tensor, source: Tensor) -> Tensor:
+        return self.distribution(self.gather(p, p.maps[0], image, source), self._log_factor(p, image, source))
+
+    def locate(self, p: DensePass, source: Tensor) -> tuple:
+        """``(level, y, x, prior at the location)`` of each source index."""
+        sizes = torch.tensor([h * w * n for h, w, n in p.shapes], device=source.device)
+        starts = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)[:-1]])
+        level = torch.bucketize(source, starts, right=True) - 1
+        local = source - starts[level]
+        widths = torch.tensor([w for _, w, _ in p.shapes], device=source.device)
+        per_loc = torch.tensor([n for _, _, n in p.shapes], device=source.device)
+        position, base = local // per_loc[level], local % per_loc[level]
+        return level, position // widths[level], position % widths[level], base
+
+    def mc_log_probs(self, p: DensePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
+        channels = self.head.cls_out_channels
+        logits = p.maps[0][0].new_zeros((samples, len(source), channels), dtype=torch.float32)
+        if len(source) == 0:
+            return logits.new_zeros((samples, 0, self.num_outcomes()))
+        if p.taps is None:  # no classification layer found: rerun the head on dropped-out taps of its input
+            raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
+                            'so Monte-Carlo dropout cannot be drawn; use a scorer without MC samples (Entropy, '
+                            'Margin, Consistency, CoreSet).')
+        level, y, x, base = self.locate(p, source)
+        for lvl, (tap, layer) in enumerate(zip(p.taps, self.classifiers)):
+            rows = (level == lvl).nonzero().squeeze(1)
+            if len(rows) == 0:
+                continue
+            width = p.shapes[lvl][1]
+            loc_key = (image[rows] * p.shapes[lvl][0] + y[rows]) * width + x[rows]
+            locations, loc_of_row = torch.unique(loc_key, return_inverse=True)
+            b = locations // (p.shapes[lvl][0] * width)
+            ly, lx = (locations // width) % p.shapes[lvl][0], locations % width
+            if simple_conv(layer):
+                out = sparse_conv_mc(layer, tap, b, ly, lx, samples, dropout)
+            else:  # the whole layer on dropped-out inputs, read at the locations
+                out = torch.stack([layer(nnf.dropout(tap, dropout, True))[b, :, ly, lx] for _ in range(samples)])
+            out = out.view(samples, len(locations), -1, channels)
+            logits[:, rows] = out[:, loc_of_row, base[rows]].float()
+        log_factor = self._log_factor(p, image, source)
+        return self.distribution(logits, None if log_factor is None else log_factor.expand(samples, -1))
+
+    def num_outcomes(self) -> int:
+        return self.head.cls_out_channels + (1 if self.use_sigmoid else 0)
+
+    def last_layer_input(self, p: DensePass, image: Tensor, source: Tensor) -> Tensor:
+        """The classification conv's input at each row's location (its centre tap). Levels with their
+        own classification conv (SSD) are different layers: each row fills its level's block of a
+        vector spanning all of them, so gradients of different layers never mix."""
+        if p.taps is None:
+            raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}; '
+                            'BADGE needs its input.')
+        level, y, x, _ = self.locate(p, source)
+        shared = all(layer is self.classifiers[0] for layer in self.classifiers)
+        widths = [tap.shape[1] for tap in p.taps]
+        offsets = [0] * len(widths) if shared else torch.tensor([0] + widths).cumsum(0).tolist()
+        out = p.taps[0].new_zeros((len(source), widths[0] if shared else sum(widths)))
+        for lvl, tap in enumerate(p.taps):
+            rows = (level == lvl).nonzero().squeeze(1)
+            out[rows, offsets[lvl]:offsets[lvl] + widths[lvl]] = tap[image[rows], :, y[rows], x[rows]]
+        return out
+
+    def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
+        key = ('boxes', image)
+        if key not in p.cache:
+            deltas = level_logits([m[image:image + 1] for m in p.maps[1]], self.head.bbox_coder.encode_size)[0]
+            p.cache[key] = get_box_tensor(self.head.bbox_coder.decode(
+                cat_boxes(self.priors(p)), deltas, max_shape=p.metas[image]['img_shape']))
+        return p.cache[key]
+
+
+@DETECTOR_FAMILIES.register_module()
+class SSDFamily(DenseHeadFamily):
+    """SSD (softmax over classes and background). Flipped predictions align by mirroring the
+    anchor grid, as the published AL-SSL and CSD code does."""
+    priority = 10
+    flip_alignment = 'mirror'
+    covers = 'SSD'
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        return isinstance(getattr(model, 'bbox_head', None), SSDHead)
+
+    def classifier_layers(self, head: nn.Module) -> Optional[List[nn.Module]]:
+        return [branch[-1] if isinstance(branch, nn.Sequential) else branch for branch in head.cls_convs]
+
+    def mirrored_log_probs(self, p: DensePass, flipped_feats: Sequence[Tensor], image: Tensor,
+                           source: Tensor) -> Tensor:
+        """Log-probabilities at the same rows from the features of the flipped batch, read at the
+        mirrored location of each row (its class maps mirrored back along the width)."""
+        maps = self.head(flipped_feats)[0]
+        return self.distribution(self.gather(p, maps, image, source, mirror=True), None)
+
+
+@DETECTOR_FAMILIES.register_module()
+class GFLFamily(DenseHeadFamily):
+    """GFL: quality-focal class scores, boxes from the integral of a distribution per side."""
+    priority = 20
+    covers = 'GFL'
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        return type(getattr(model, 'bbox_head', None)) is GFLHead
+
+    def distances(self, p: DensePass, image: int, level: int) -> Tensor:
+        """``GFLHead._predict_by_feat_single``'s integral box distances of one level and image."""
+        stride = self.head.prior_generator.strides[level][0]
+        return self.head.integral(p.maps[1][level][image].detach().permute(1, 2, 0)) * stride
+
+    def postprocess(self, p: DensePass) -> List[InstanceData]:
+        head, cfg = self.head, self.cfg
+        priors = self.priors(p)
+        starts = torch.tensor([0] + [h * w * n for h, w, n in p.shapes]).cumsum(0).tolist()
+        results = []
+        for b, meta in enumerate(p.metas):
+            boxes, scores, labels, sources = [], [], [], []
+            for level, cls_map in enumerate(p.maps[0]):
+                level_scores = cls_map[b].detach().permute(1, 2, 0).reshape(-1, head.cls_out_channels).sigmoid()
+                kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
+                    level_scores, cfg.score_thr, cfg.get('nms_pre', -1),
+                    dict(bbox_pred=self.distances(p, b, level), priors=priors[level]))
+                boxes.append(head.bbox_coder.decode(head.anchor_center(filtered['priors']), filtered['bbox_pred'],
+                                                    max_shape=meta['img_shape']))
+                scores.append(kept_scores)
+                labels.append(kept_labels)
+                sources.append(keep + starts[level])
+            res = InstanceData(bboxes=torch.cat(boxes), scores=torch.cat(scores), labels=torch.cat(labels),
+                               sources=torch.cat(sources))
+            results.append(head._bbox_post_process(res, cfg, rescale=False, with_nms=True, img_meta=meta))
+        return results
+
+    def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
+        key = ('boxes', image)
+        if key not in p.cache:
+            boxes = [self.head.bbox_coder.decode(self.head.anchor_center(priors), self.distances(p, image, level),
+                                                 max_shape=p.metas[image]['img_shape'])
+                     for level, priors in enumerate(self.priors(p))]
+            p.cache[key] = torch.cat(boxes)
+        return p.cache[key]
+
+
+@DETECTOR_FAMILIES.register_module()
+class YOLOXFamily(DenseHeadFamily):
+    """YOLOX: score = max class sigmoid x objectness sigmoid, one label per point."""
+    priority = 20
+    covers = 'YOLOX'
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        return isinstance(getattr(model, 'bbox_head', None), YOLOXHead)
+
+    def priors(self, p: DensePass) -> List[Tensor]:
+        if 'priors' not in p.cache:
+            cls_maps = p.maps[0]
+            p.cache['priors'] = self.head.prior_generator.grid_priors(
+                [m.shape[2:] for m in cls_maps], dtype=cls_maps[0].dtype, device=cls_maps[0].device, with_stride=True)
+        return p.cache['priors']
+
+    def all_boxes(self, p: DensePass) -> Tensor:
+        """``YOLOXHead.predict_by_feat``'s decoded boxes of every point, ``[B, A, 4]``."""
+        if 'all_boxes' not in p.cache:
+            p.cache['all_boxes'] = self.head._bbox_decode(torch.cat(self.priors(p)), level_logits(p.maps[1], 4))
+        return p.cache['all_boxes']
+
+    def postprocess(self, p: DensePass) -> List[InstanceData]:
+        boxes, scores = self.all_boxes(p), level_logits(p.maps[0], self.head.cls_out_channels).sigmoid()
+        objectness = level_logits(p.maps[2], 1).squeeze(-1).sigmoid()
+        results = []
+        for b, meta in enumerate(p.metas):
+            max_scores, labels = torch.max(scores[b], 1)
+            valid = objectness[b] * max_scores >= self.cfg.score_thr
+            res = InstanceData(bboxes=boxes[b][valid], scores=max_scores[valid] * objectness[b][valid],
+                               labels=labels[valid], sources=valid.nonzero().squeeze(1))
+            results.append(self.head._bbox_post_process(res, self.cfg, rescale=False, with_nms=True, img_meta=meta))
+        return results
+
+    def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
+        return self.all_boxes(p)[image]
+
+
+@DETECTOR_FAMILIES.register_module()
+class PAAFamily(DenseHeadFamily):
+    """PAA: score = sqrt(class sigmoid x IoU sigmoid), class-wise NMS with score voting."""
+    priority = 20
+    covers = 'PAA'
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        return isinstance(getattr(model, 'bbox_head', None), PAAHead)
+
+    def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:
+        return sigmoid_log_probs(logits, log_factor, power=0.5)
+
+    def postprocess(self, p: DensePass) -> List[InstanceData]:
+        head, cfg = self.head, self.cfg
+        priors = self.priors(p)
+        starts = torch.tensor([0] + [h * w * n for h, w, n in p.shapes]).cumsum(0).tolist()
+        nms_pre = cfg.get('nms_pre', -1)
+        results = []
+        for b, meta in enumerate(p.metas):
+            boxes, scores, factors, sources = [], [], [], []
+            for level, (cls_map, box_map, factor_map) in enumerate(zip(*p.maps)):
+                level_scores = cls_map[b].detach().permute(1, 2, 0).reshape(-1, head.cls_out_channels).sigmoid()
+                deltas = box_map[b].detach().permute(1, 2, 0).reshape(-1, 4)
+                factor = factor_map[b].detach().permute(1, 2, 0).reshape(-1).sigmoid()
+                index = torch.arange(len(factor), device=factor.device)
+                level_priors = priors[level]
+                if 0 < nms_pre < level_scores.shape[0]:
+                    top = (level_scores * factor[:, None]).sqrt().max(dim=1)[0].topk(nms_pre)[1]
+                    level_priors, deltas, level_scores, factor, index = (
+                        level_priors[top], deltas[top], level_scores[top], factor[top], index[top])
+                boxes.append(head.bbox_coder.decode(level_priors, deltas, max_shape=meta['img_shape']))
+                scores.append(level_scores)
+                factors.append(factor)
+                sources.append(index + starts[level])
+            boxes, scores = torch.cat(boxes), torch.cat(scores)
+            factors, sources = torch.cat(factors), torch.cat(sources)
+            nms_scores = (torch.cat([scores, scores.new_zeros(len(scores), 1)], dim=1) * factors[:, None]).sqrt()
+            dets, labels, inds = multiclass_nms(boxes, nms_scores, cfg.score_thr, cfg.nms, cfg.max_per_img,
+                                                score_factors=None, return_inds=True)
+            kept = sources[inds // head.cls_out_channels]
+            if head.with_score_voting and len(dets) > 0:
+                # score voting lists the detections class by class, each class in NMS order
+                order = torch.cat([(labels == c).nonzero().squeeze(1) for c in range(head.cls_out_channels)])
+                dets, labels = head.score_voting(dets, labels, boxes, nms_scores, cfg.score_thr)
+                kept = kept[order]
+            results.append(InstanceData(bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels, sources=kept))
+        return results

@@ -1,0 +1,139 @@
+"""Two-stage detectors (Faster / Mask / Cascade R-CNN): one candidate per RPN proposal.
+
+The RoI head's softmax over ``C + 1`` of each proposal is its distribution (for Cascade R-CNN the
+softmax of the stages' mean logits, as its ``predict`` computes it). Detections are the head's
+own ``multiclass_nms`` of those, with the proposal index kept. Monte-Carlo samples redraw dropout
+before every fully-connected layer of the box head's classification path (the shared FCs and
+``fc_cls``) at the kept proposals only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as nnf
+from mmdet.models.detectors import TwoStageDetector
+from mmdet.models.layers import multiclass_nms
+from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
+from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+from mmdet.structures.bbox import bbox2roi
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from ...registry import DETECTOR_FAMILIES
+from .distributions import softmax_log_probs
+from .family import DetectorFamily, capture_inputs
+
+
+@dataclass
+class TwoStagePass:
+    """One forward of a two-stage detector on a batch."""
+    detections: Optional[List[InstanceData]]
+    logits: List[Tensor]  # per image [R, C+1] (stage mean for cascades)
+    raw_boxes: List[Tensor]  # per image [R, C*4] (or [R, 4]) regressed boxes
+    offsets: List[int]  # first row of each image in the batch's RoIs
+    roi_inputs: List[Tensor]  # per stage, the box head's input [R_total, ...]
+    cls_inputs: List[Tensor]  # per stage, fc_cls's input [R_total, D]
+    cache: Dict = field(default_factory=dict)
+
+
+@DETECTOR_FAMILIES.register_module()
+class TwoStageFamily(DetectorFamily):
+    """Faster R-CNN, Mask R-CNN (its boxes), Cascade R-CNN and other ``TwoStageDetector`` with a
+    standard or cascade RoI head."""
+    covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN (RPN + standard or cascade RoI head)'
+    class_specific_boxes = True
+
+    def __init__(self, model: nn.Module, test_cfg: Optional[dict] = None) -> None:
+        super().__init__(model, test_cfg)
+        self.roi_head = model.roi_head
+        self.cascade = isinstance(self.roi_head, CascadeRoIHead)
+        self.heads = list(self.roi_head.bbox_head) if self.cascade else [self.roi_head.bbox_head]
+        self.cfg = self.post_cfg(self.roi_head.test_cfg)
+
+    @classmethod
+    def matches(cls, model: nn.Module) -> bool:
+        roi_head = getattr(model, 'roi_head', None)
+        if not isinstance(model, TwoStageDetector) or not isinstance(roi_head, (StandardRoIHead, CascadeRoIHead)):
+            return False
+        heads = roi_head.bbox_head if isinstance(roi_head, CascadeRoIHead) else [roi_head.bbox_head]
+        return all(not h.custom_cls_channels for h in heads)
+
+    def run(self, feats: Sequence[Tensor], samples: Sequence, detect: bool = True) -> TwoStagePass:
+        metas = [s.metainfo for s in samples]
+        proposals = [r.bboxes for r in self.model.rpn_head.predict(feats, samples, rescale=False)]
+        counts = tuple(len(p) for p in proposals)
+        rois = bbox2roi(proposals)
+        with capture_inputs(self.heads) as roi_inputs, capture_inputs([h.fc_cls for h in self.heads]) as cls_inputs:
+            if self.cascade:
+                rois, cls_scores, bbox_preds = self.roi_head._refine_roi(feats, rois, metas, counts)
+            else:
+                out = self.roi_head._bbox_forward(feats, rois)
+                rois, cls_scores = rois.split(counts, 0), out['cls_score'].split(counts, 0)
+                bbox_preds = out['bbox_pred'].split(counts, 0)
+        raw = self.heads[-1].predict_by_feat(rois=rois, cls_scores=cls_scores, bbox_preds=bbox_preds,
+                                             batch_img_metas=metas, rcnn_test_cfg=None, rescale=False)
+        num_classes = self.heads[-1].num_classes
+        detections = [] if detect else None
+        for result in raw if detect else ():
+            dets, labels, inds = multiclass_nms(result.bboxes, result.scores, self.cfg.score_thr, self.cfg.nms,
+                                                self.cfg.max_per_img, box_dim=4, return_inds=True)
+            detections.append(InstanceData(bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels,
+                                           sources=inds // num_classes))
+        offsets = torch.tensor((0, ) + counts).cumsum(0).tolist()
+        return TwoStagePass(detections=detections, logits=list(cls_scores), raw_boxes=[r.bboxes for r in raw],
+                            offsets=offsets, roi_inputs=list(roi_inputs), cls_inputs=list(cls_inputs))
+
+    def num_candidates(self, p: TwoStagePass, image: int) -> int:
+        return p.logits[image].shape[0]
+
+    def _rows(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
+        """Rows of the batch's RoIs."""
+        return torch.tensor(p.offsets[:-1], device=source.device)[image] + source
+
+    def log_probs(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
+        logits = torch.cat(p.logits)[self._rows(p, image, source)]
+        return softmax_log_probs(logits)
+
+    def mc_log_probs(self, p: TwoStagePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
+        rows = self._rows(p, image, source)
+        logits = 0
+        for head, inputs in zip(self.heads, p.roi_inputs):
+            logits = logits + mc_cls_logits(head, inputs[rows], samples, dropout)
+        return softmax_log_probs(logits / len(self.heads))
+
+    def last_layer_input(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
+        return p.cls_inputs[-1][self._rows(p, image, source)]
+
+    def candidate_boxes(self, p: TwoStagePass, image: int, label: Optional[int] = None) -> Tensor:
+        boxes = p.raw_boxes[image]
+        if boxes.shape[1] == 4 or label is None:
+            return boxes[:, :4]
+        return boxes[:, 4 * label:4 * label + 4]
+
+
+def mc_cls_logits(head: nn.Module, roi_feats: Tensor, samples: int, p: float) -> Tensor:
+    """``[T, R, C+1]`` class logits of ``ConvFCBBoxHead``'s classification path with dropout
+    before each of its fully-connected layers (shared FCs, class FCs and ``fc_cls``)."""
+    if not isinstance(head, ConvFCBBoxHead):
+        raise TypeError(f'Monte-Carlo dropout in the RoI head needs mmdet\'s ConvFCBBoxHead (e.g. '
+                        f'Shared2FCBBoxHead), got {type(head).__name__}; use a scorer without MC samples.')
+    x = roi_feats.unsqueeze(0).expand(samples, *roi_feats.shape).flatten(0, 1)
+    for conv in head.shared_convs:
+        x = conv(x)
+    if head.num_shared_fcs > 0:
+        if head.with_avg_pool:
+            x = head.avg_pool(x)
+        x = x.flatten(1)
+        for fc in head.shared_fcs:
+            x = head.relu(fc(nnf.dropout(x, p, True)))
+    for conv in head.cls_convs:
+        x = conv(x)
+    if x.dim() > 2:
+        if head.with_avg_pool:
+            x = head.avg_pool(x)
+        x = x.flatten(1)
+    for fc in head.cls_fcs:
+        x = head.relu(fc(nnf.dropout(x, p, True)))
+    return head.fc_cls(nnf.dropout(x, p, True)).view(samples, roi_feats.shape[0], -1)

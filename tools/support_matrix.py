@@ -1,0 +1,97 @@
+"""The detector families x acquisition methods that mmal supports, declared once.
+
+``tests/test_detection_families.py`` runs every cell of this matrix (tiny models built from
+mmdet's own configs, ``tests/family_configs/``); this script renders the README's table from the
+same declaration, and a test checks that the README holds exactly that rendering:
+
+    python tools/support_matrix.py            # print the table
+    python tools/support_matrix.py --write    # put it into README.md between its markers
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import re
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+START, END = '<!-- support-matrix:start -->', '<!-- support-matrix:end -->'
+
+#: family test config (tests/family_configs/<name>.py) -> (detector, mmdet base config, family handler)
+FAMILIES = {
+    'ssd': ('SSD', 'configs/demo/ssd_toyvoc.py (mmdet SSDHead)', 'SSDFamily'),
+    'retinanet': ('RetinaNet', 'retinanet/retinanet_r18_fpn_1x_coco.py', 'DenseHeadFamily'),
+    'fcos': ('FCOS', 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 'DenseHeadFamily'),
+    'atss': ('ATSS', 'atss/atss_r50_fpn_1x_coco.py', 'DenseHeadFamily'),
+    'gfl': ('GFL', 'gfl/gfl_r50_fpn_1x_coco.py', 'GFLFamily'),
+    'vfnet': ('VFNet', 'vfnet/vfnet_r50_fpn_1x_coco.py', 'DenseHeadFamily'),
+    'paa': ('PAA', 'paa/paa_r50_fpn_1x_coco.py', 'PAAFamily'),
+    'yolox': ('YOLOX', 'yolox/yolox_tiny_8xb8-300e_coco.py', 'YOLOXFamily'),
+    'rtmdet': ('RTMDet', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 'DenseHeadFamily'),
+    'faster_rcnn': ('Faster R-CNN', 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'TwoStageFamily'),
+    'cascade_rcnn': ('Cascade R-CNN', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'TwoStageFamily'),
+    'mask_rcnn': ('Mask R-CNN', 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', 'TwoStageFamily'),
+    'detr': ('DETR', 'detr/detr_r18_8xb2-500e_coco.py', 'DETRFamily'),
+    'deformable_detr': ('Deformable-DETR', 'deformable_detr/deformable-detr_r50_16xb2-50e_coco.py', 'DETRFamily'),
+    'dino': ('DINO', 'dino/dino-4scale_r50_8xb2-12e_coco.py', 'DETRFamily'),
+}
+
+#: column -> (scorer config or None, selection config or None)
+METHODS = {
+    'Entropy': (dict(type='Entropy'), None),
+    'Margin': (dict(type='Margin'), None),
+    'BALD': (dict(type='BALD'), None),
+    'Consistency': (dict(type='Consistency'), None),
+    'CoreSet': (dict(type='CoreSet'), None),
+    'BADGE': (None, dict(type='BADGE')),
+}
+
+NOTES = {
+    'SSDFamily': 'softmax; flip aligned by mirroring the anchor grid',
+    'DenseHeadFamily': 'sigmoid (x centerness where the head has one); flip aligned by box IoU',
+    'GFLFamily': 'quality sigmoid, integral boxes; flip by box IoU',
+    'PAAFamily': 'sqrt(sigmoid x IoU), score voting; flip by box IoU',
+    'YOLOXFamily': 'sigmoid x objectness; flip by box IoU',
+    'TwoStageFamily': 'RoI softmax over C+1 (cascade: stage mean); MC dropout in the shared FCs; flip by box IoU',
+    'DETRFamily': 'last decoder layer per query (DETR softmax, others sigmoid); flip by box IoU',
+}
+
+
+def render() -> str:
+    """The README table: one row per family, one ✓ per method its test cell checks."""
+    lines = ['| detector (mmdet base config) | family | ' + ' | '.join(METHODS) + ' | distribution, alignment |',
+             '|---|---|' + ':-:|' * len(METHODS) + '---|']
+    for detector, base, family in FAMILIES.values():
+        lines.append(f'| {detector} (`{base}`) | `{family}` | ' + ' | '.join('✓' for _ in METHODS)
+                     + f' | {NOTES[family]} |')
+    return '\n'.join(lines)
+
+
+def readme_section(text: str) -> str:
+    """What the README holds between the markers."""
+    found = re.search(re.escape(START) + r'\n(.*?)\n' + re.escape(END), text, flags=re.S)
+    return found.group(1) if found else ''
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--write', action='store_true', help='write the table into README.md')
+    args = parser.parse_args()
+    table = render()
+    if not args.write:
+        print(table)
+        return 0
+    path = osp.join(ROOT, 'README.md')
+    with open(path) as f:
+        text = f.read()
+    if START not in text:
+        print(f'{path} has no {START} marker; add the two markers where the table goes.', file=sys.stderr)
+        return 2
+    text = re.sub(re.escape(START) + r'.*?' + re.escape(END), f'{START}\n{table}\n{END}', text, flags=re.S)
+    with open(path, 'w') as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
