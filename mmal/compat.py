@@ -8,9 +8,11 @@ Each fix checks for the broken behaviour itself (no version asserts) and is appl
    (SSD scores with softmax; ``predict_by_feat`` only asks ``loss_cls`` for custom channels).
 2. mmengine 0.10.7 loads checkpoints with ``torch.load``'s default, which is ``weights_only=True``
    on torch >= 2.6; its own full checkpoints (message hub, ``HistoryBuffer``, numpy state) then fail
-   to unpickle, so ``resume`` and ``load_from`` break. Fixed by re-registering the loader of local
-   paths with ``weights_only=False``: a local checkpoint is the user's own file, loaded as mmengine
-   did on torch < 2.6. Remote checkpoints keep torch's safe default.
+   to unpickle, so ``resume`` and ``load_from`` break. Fixed without giving up the safety: the exact
+   types such a checkpoint holds are allow-listed (``HistoryBuffer``, numpy arrays, dtypes and
+   scalars, and a ``getattr`` that only returns ``HistoryBuffer``'s statistics functions), so
+   loading still never runs code from the file. Anything else is refused with one sentence naming
+   the file, unless the user trusts it (``--trust-checkpoint`` or ``MMAL_TRUST_CHECKPOINTS=1``).
 3. mmengine's ``init_dist(launcher='pytorch')`` calls ``torch.cuda.set_device`` and its runner
    wraps models with ``device_ids=[LOCAL_RANK]``; both fail without CUDA. :func:`init_dist`
    initialises a gloo process group on CPU, and :class:`CPUFriendlyDDP` drops ``device_ids`` for
@@ -29,11 +31,15 @@ import importlib.metadata
 import importlib.util
 import os
 import os.path as osp
+import pickle
+import re
 from typing import Optional
 
 import torch
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
+
+from .errors import UserError
 
 _applied = False
 
@@ -57,19 +63,84 @@ def _fix_ssd_head() -> None:
 
 
 # 2. checkpoint loading on torch >= 2.6 ------------------------------------------------------------
+_trusted = False
+
+
+class UnsafeCheckpointError(UserError):
+    """A checkpoint holds something other than weights and mmengine's bookkeeping."""
+
+
+def trust_checkpoints(trusted: bool = True) -> None:
+    """Load local checkpoints with full unpickling (``--trust-checkpoint``): only for files you trust,
+    since unpickling can run any code the file holds."""
+    global _trusted
+    _trusted = trusted
+
+
+def checkpoints_trusted() -> bool:
+    """Whether local checkpoints are fully unpickled (:func:`trust_checkpoints` or ``MMAL_TRUST_CHECKPOINTS=1``)."""
+    return _trusted or os.environ.get('MMAL_TRUST_CHECKPOINTS', '') == '1'
+
+
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` as mmengine's checkpoints use it: a ``HistoryBuffer`` statistics function, nothing else."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    statistics = ('min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in statistics:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not allowed')
+
+
+def _safe_checkpoint_globals() -> list:
+    """The types an mmengine checkpoint holds besides tensors, under every name numpy 1 and 2 use."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    found = [HistoryBuffer, np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
+    for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        found += [(multiarray._reconstruct, f'{module}._reconstruct'), (multiarray.scalar, f'{module}.scalar')]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return found
+
+
+def load_local_checkpoint(filename: str, map_location=None):
+    """Load a local checkpoint without running code from it (``weights_only`` with the types of
+    mmengine's checkpoints allowed), or fully when checkpoints are trusted.
+
+    Raises:
+        FileNotFoundError: No such file.
+        UnsafeCheckpointError: The file holds anything else (one sentence naming it and the fix).
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    if checkpoints_trusted():
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r'GLOBAL (\S+)|getattr\([^)]*\)', str(err))
+        what = found.group(1) or found.group(0) if found else 'an object that is not weights'
+        raise UnsafeCheckpointError(f'{filename} was refused: it holds {what}, and loading it could run code; pass '
+                                    '--trust-checkpoint (or set MMAL_TRUST_CHECKPOINTS=1) only if you trust the '
+                                    'file.') from None
+
+
 def _fix_local_checkpoint_loading() -> None:
     from mmengine.runner.checkpoint import CheckpointLoader
 
-    def load_from_local(filename: str, map_location=None):
-        """Load a local checkpoint (mmengine's loader with ``weights_only=False``)."""
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
-
-    if CheckpointLoader._schemes.get('') is not None and getattr(
-            CheckpointLoader._schemes[''], '_mmal_fixed', False):
+    current = CheckpointLoader._schemes.get('')
+    if current is not None and getattr(current, '_mmal_fixed', False):
         return
+    torch.serialization.add_safe_globals(_safe_checkpoint_globals())
+
+    def load_from_local(filename: str, map_location=None):
+        return load_local_checkpoint(filename, map_location)
+
     load_from_local._mmal_fixed = True
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
 

@@ -7,6 +7,39 @@ import os.path as osp
 import tempfile
 from typing import Any
 
+#: Every temporary file mmal writes ends so; a resumed run deletes the ones an interruption left.
+TEMP_SUFFIX = '.mmal.tmp'
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of written files: what ``open()`` would give (0666 minus the umask), not mkstemp's 0600.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def temp_path(path: str) -> str:
+    """A new, unique temporary file beside ``path`` (created empty), for writing then renaming."""
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix=TEMP_SUFFIX, dir=osp.dirname(osp.abspath(path)))
+    os.close(fd)
+    return tmp
+
+
+def commit(tmp: str, path: str) -> None:
+    """Give ``tmp`` normal permissions, fsync it, rename it to ``path`` and fsync the folder."""
+    os.chmod(tmp, FILE_MODE)
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(osp.dirname(osp.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
 
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, fsync and rename (see
@@ -15,30 +48,22 @@ def atomic_write_text(path: str, text: str) -> None:
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and rename.
+    """Write ``data`` to ``path`` through a uniquely named temporary file, fsync and rename.
 
     Args:
         path: Destination; its folder is created if missing.
         data: The whole content.
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=folder)
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, 'wb') as f:
+        with open(tmp, 'wb') as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

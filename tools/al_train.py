@@ -13,12 +13,13 @@ import argparse
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal import compat
 from mmal.active import ActiveLearningLoop
-from mmal.errors import UserError
+from mmal.cli import load_config, run_tool
 from mmal.report import read_run, write_report
-from mmengine.config import Config, DictAction
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,19 +29,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--resume', action='store_true', help='continue the run in the work dir')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle the config\'s load_from checkpoint fully (only for files you trust)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys, key=value')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        if not osp.isfile(args.config):
-            raise UserError(f'config file {args.config} does not exist; pass the path of a config under configs/.')
-        cfg = Config.fromfile(args.config)
-        if args.cfg_options:
-            cfg.merge_from_dict(args.cfg_options)
-        work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    def run() -> int:
+        cfg = load_config(args.config, args.cfg_options)
+        compat.trust_checkpoints(args.trust_checkpoint)
         if args.launcher != 'none':
             compat.init_dist(args.launcher)  # gloo without CUDA, nccl with it; each cycle's Runner finds it ready
         loop = ActiveLearningLoop(cfg, work_dir, resume=args.resume, launcher=args.launcher,
@@ -48,13 +49,13 @@ def main(argv=None) -> int:
         loop.run()
         if loop.is_main:
             paths = write_report([read_run(work_dir)], osp.join(work_dir, 'report'), loop.al.metric)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    if loop.is_main:
-        print(f'\nActive learning with {loop.al.scorer["type"]} ({args.config}): results in {work_dir}/results.csv, '
-              f'report in {paths["markdown"]} and {paths["plot"]}')
-    return 0
+            method = (loop.al.scorer or {}).get('type') or loop.al.selection['type']
+            print(f'\nActive learning with {method} ({args.config}): results in {work_dir}/results.csv, '
+                  f'report in {paths["markdown"]} and {paths["plot"]}')
+        return 0
+
+    resume = f'python tools/al_train.py {args.config} --work-dir {work_dir} --resume'
+    return run_tool(run, interrupted=f'interrupted; every finished step is kept: continue with {resume}')
 
 
 if __name__ == '__main__':

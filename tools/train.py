@@ -11,10 +11,11 @@ import argparse
 import os.path as osp
 import sys
 
-import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
-from mmal import compat
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
+
+import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
+from mmal import compat
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -7,26 +7,24 @@ import os
 import os.path as osp
 import shutil
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-from mmdet.registry import DATASETS
+from mmdet.registry import DATASETS, MODELS
 from mmengine.config import Config
-from mmengine.dist import all_gather_object, barrier, get_rank, get_world_size
-from mmengine.model import is_model_wrapper
+from mmengine.dist import barrier, broadcast_object_list, get_rank, get_world_size
 from mmengine.registry import VISBACKENDS, init_default_scope
 from mmengine.runner import Runner
-from torch.utils.data import DataLoader
 
 from .. import compat
-from ..engine.acquisition import build_adapter, pool_loader, score_pool
-from ..engine.hooks import scoring_pipeline
+from ..datasets.errors import build_dataset
+from ..engine.acquisition import AcquisitionService, is_unreadable
+from ..engine.hooks import scoring_model, scoring_pipeline
 from ..errors import UserError
-from ..registry import SCORERS
+from ..fileio import commit, temp_path
 from ..report import Run, choose_metric, markdown_table, summarise
-from ..selection import k_center_greedy, random_subset
 from .settings import ALSettings
-from .state import RunState, config_fingerprint
+from .state import RunState
 
 VOC_LAYOUT = ('VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main/trainval.txt,test.txt} '
               '(and VOC2012 likewise for VOC07+12; PASCAL VOC is at host.robots.ox.ac.uk/pascal/VOC)')
@@ -55,6 +53,37 @@ def data_roots(dataset_cfg: dict) -> List[Tuple[str, str]]:
     cls = DATASETS.get(dataset_cfg['type']) if isinstance(dataset_cfg.get('type'), str) else dataset_cfg.get('type')
     hint = cls.layout_hint() if hasattr(cls, 'layout_hint') else VOC_LAYOUT
     return [(dataset_cfg['data_root'], hint)]
+
+
+class CycleConfig(Config):
+    """A cycle's config, whose text is formatted once.
+
+    mmengine formats the whole config with yapf (about 0.4 s) on every dump, log line and
+    checkpoint: seven times per cycle. A cycle's config does not change once its runner exists, so
+    the first formatting is kept.
+    """
+
+    @property
+    def pretty_text(self) -> str:
+        text = self.__dict__.get('_mmal_text')  # (Config stores plain attributes in the config itself)
+        if text is None:
+            text = super().pretty_text
+            object.__setattr__(self, '_mmal_text', text)
+        return text
+
+
+def check_checkpoint(path: str, fix: str) -> None:
+    """Fail with one sentence when the checkpoint ``path`` cannot be loaded (truncated, damaged).
+
+    Args:
+        path: The checkpoint.
+        fix: What to do about it, ending the sentence.
+    """
+    try:
+        torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read it means the file is damaged
+        raise UserError(f'{path} cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0]}); delete it and '
+                        f'{fix}.') from None
 
 
 class ActiveLearningLoop:
@@ -86,22 +115,59 @@ class ActiveLearningLoop:
 
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> List[Dict]:
-        """Run (or finish) every trial; returns the rows of ``results.csv``."""
-        fingerprint = config_fingerprint(self.cfg.to_dict())
-        self.state.check_config(fingerprint, self.resume)  # every rank, before rank 0 records
-        self.pool = DATASETS.build(self.pool_cfg)  # a pool that cannot be read stops the run before any write
-        if hasattr(self.pool, 'full_init'):
-            self.pool.full_init()
-        barrier()
+        """Run (or finish) every trial; returns the rows of ``results.csv``.
+
+        Everything that can be checked is checked before the work dir is touched: the pool can be
+        read, the initial labeled set fits it, the model can give what the scorer and selector
+        read, and the work dir is free, ours, and (on ``--resume``) of the same config.
+        """
+        self.pool = build_dataset(self.pool_cfg)  # a pool that cannot be read stops the run before any write
+        self.al.initial_count(len(self.pool))
+        service = self._service(0, 0)
+        service.check_model(MODELS.build(copy.deepcopy(self.cfg.model)))
+        cfg_dict = self.cfg.to_dict()
+        self._on_main(lambda: self._claim_work_dir(cfg_dict))
+        try:
+            self._scoring_pool = None
+            rows: List[Dict] = []
+            for trial in range(self.al.num_trials):
+                self.run_trial(trial)
+                rows = self.state.write_results() if self.is_main else rows
+            return rows
+        finally:
+            self.state.unlock()
+
+    def _claim_work_dir(self, cfg_dict: dict) -> None:
+        """Rank 0: lock the work dir, check it may be used, then record the config."""
+        existed = osp.isdir(self.work_dir)
+        self.state.lock()
+        try:
+            self.state.check_work_dir(cfg_dict, self.resume)
+        except BaseException:
+            self.state.unlock()
+            if not existed:
+                os.rmdir(self.work_dir)
+            raise
+        for path in self.state.remove_stale_temp_files():
+            print(f'[al] removed {path}, left by an interrupted write')
+        self.state.record_config(cfg_dict, self.cfg.filename or '<config>', metric=self.al.metric,
+                                 scorer=(self.al.scorer or {}).get('type') or
+                                 (self.al.selection or {}).get('type', 'selection'))
+
+    def _on_main(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on rank 0; a ``UserError`` it raises is raised on every rank."""
+        error = None
         if self.is_main:
-            self.state.record_config(fingerprint, self.cfg.filename or '<config>', scorer=self.al.scorer['type'],
-                                     metric=self.al.metric)
-        barrier()
-        rows: List[Dict] = []
-        for trial in range(self.al.num_trials):
-            self.run_trial(trial)
-            rows = self.state.write_results() if self.is_main else rows
-        return rows
+            try:
+                fn()
+            except UserError as err:
+                error = str(err)
+        if get_world_size() > 1:
+            box = [error]
+            broadcast_object_list(box, src=0)
+            error = box[0]
+        if error is not None:
+            raise UserError(error)
 
     def run_trial(self, trial: int) -> None:
         pool_size = len(self.pool)
@@ -110,6 +176,11 @@ class ActiveLearningLoop:
         for cycle in range(self.al.num_cycles):
             if cycle > 0:
                 previous = self.state.read(trial, cycle - 1, 'selected.json')
+                if not previous['indices']:
+                    if self.is_main:
+                        print(f'[al] trial {trial}: nothing is left to label after cycle {cycle - 1} ({len(labeled)} '
+                              f'labeled, {len(previous.get("unreadable", []))} unreadable); the trial ends there.')
+                    return
                 labeled = sorted(set(labeled) | set(previous['indices']))
             self.run_cycle(trial, cycle, labeled)
 
@@ -134,6 +205,8 @@ class ActiveLearningLoop:
         model_path = state.path(trial, cycle, 'model.pth')
         if not osp.isfile(model_path):
             runner = self._train(trial, cycle)
+        else:
+            check_checkpoint(model_path, f'run again with --resume to retrain trial {trial} cycle {cycle}')
         metrics = state.read(trial, cycle, 'metrics.json')
         if metrics is None:
             runner = runner or self._runner(trial, cycle, load_from=model_path)
@@ -180,7 +253,7 @@ class ActiveLearningLoop:
 
     # -- steps --------------------------------------------------------------------------------------
     def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:
-        cfg = copy.deepcopy(self.cfg)
+        cfg = CycleConfig(copy.deepcopy(self.cfg.to_dict()), filename=self.cfg.filename)
         cfg.pop('active_learning', None)
         cfg.work_dir = osp.join(self.state.cycle_dir(trial, cycle), 'train')
         cfg.experiment_name = f'trial{trial}_cycle{cycle}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
@@ -222,88 +295,49 @@ class ActiveLearningLoop:
         if self.al.retrain == 'finetune' and cycle > 0:
             load_from = self.state.path(trial, cycle - 1, 'model.pth')
         runner = self._runner(trial, cycle, load_from=load_from)
-        runner.train()
+        try:
+            runner.train()
+        except Exception as err:  # noqa: BLE001 - only unreadable training images are turned into a sentence
+            if not is_unreadable(err):
+                raise
+            raise UserError(f'a training image of trial {trial} cycle {cycle} cannot be read ({type(err).__name__}: '
+                            f'{err}); fix or remove that file, then run again with --resume.') from None
         if self.is_main:
-            tmp = 'model.pth.tmp'
-            runner.save_checkpoint(self.state.cycle_dir(trial, cycle), tmp, save_optimizer=False,
+            final = self.state.path(trial, cycle, 'model.pth')
+            tmp = temp_path(final)
+            runner.save_checkpoint(osp.dirname(tmp), osp.basename(tmp), save_optimizer=False,
                                    save_param_scheduler=False)
-            os.replace(osp.join(self.state.cycle_dir(trial, cycle), tmp), self.state.path(trial, cycle, 'model.pth'))
+            commit(tmp, final)
         barrier()
         return runner
 
-    def _acquire(self, trial: int, cycle: int, labeled: List[int], runner: Runner) -> None:
+    def _service(self, trial: int, cycle: int) -> AcquisitionService:
+        """The acquisition of (trial, cycle), seeded with the cycle's seed."""
         al = self.al
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        scorer_cfg = dict(al.scorer)
-        if scorer_cfg['type'] == 'Random':
-            scorer_cfg.setdefault('seed', al.cycle_seed(trial, cycle))
-        scorer = SCORERS.build(scorer_cfg)
-        adapter = build_adapter(model, scorer.requires, al.adapter)
-        labeled_set = set(labeled)
-        unlabeled = [i for i in range(len(self.pool)) if i not in labeled_set]
-        budget = al.budget_at(cycle)
-        if budget > len(unlabeled) and self.is_main:
-            print(f'[al] budget {budget} exceeds the {len(unlabeled)} unlabeled images; taking all of them.')
-        budget = min(budget, len(unlabeled))
-        candidates = unlabeled
-        if al.selection == 'random_subset_topk':
-            gen = torch.Generator().manual_seed(al.cycle_seed(trial, cycle))
-            candidates = [unlabeled[i] for i in random_subset(len(unlabeled), al.subset_size, gen).tolist()]
-        unreadable: Dict[int, str] = {}
-        if not scorer.requires:  # random: one draw for the whole candidate list, whatever the sharding
-            values = scorer({'num_images': len(candidates)})
-            order = scorer.select(values, budget).tolist()
-            picks, scores = [candidates[i] for i in order], [float(values[i]) for i in order]
-        elif al.selection == 'coreset':
-            features, unreadable = self._score_sharded(adapter, scorer, list(range(len(self.pool))))
-            readable = torch.tensor([i not in unreadable for i in range(len(self.pool))])
-            mask = torch.zeros(len(self.pool), dtype=torch.bool)
-            mask[labeled] = True
-            kept = readable.nonzero().squeeze(1)
-            order = k_center_greedy(features[kept], mask[kept], min(budget, int((~mask[kept]).sum())))
-            picks, scores = kept[order].tolist(), None
-        else:
-            values, unreadable = self._score_sharded(adapter, scorer, candidates)
-            readable = [i for i, c in enumerate(candidates) if c not in unreadable]
-            order = scorer.select(values[readable], min(budget, len(readable))).tolist()
-            picks, scores = [candidates[readable[i]] for i in order], [float(values[readable[i]]) for i in order]
+        return AcquisitionService(al.scorer, al.selection, al.adapter, seed=al.cycle_seed(trial, cycle),
+                                  batch_size=al.batch_size, num_workers=al.num_workers, progress=self.progress)
+
+    def scoring_pool(self):
+        """The pool with the test pipeline minus annotation loading (built once per run)."""
+        if self._scoring_pool is None:
+            pipeline = scoring_pipeline(self.cfg.test_dataloader.dataset.pipeline)
+            self._scoring_pool = build_dataset(with_pipeline(self.pool_cfg, pipeline))
+        return self._scoring_pool
+
+    def _acquire(self, trial: int, cycle: int, labeled: List[int], runner: Runner) -> None:
+        budget = self.al.budget_at(cycle)
+        unlabeled = len(self.pool) - len(labeled)
+        if budget > unlabeled and self.is_main:
+            print(f'[al] budget {budget} exceeds the {unlabeled} unlabeled images; taking all of them.')
+        result = self._service(trial, cycle).run(scoring_model(runner), self.scoring_pool(), labeled, budget)
         if not self.is_main:
             return
-        for index, error in sorted(unreadable.items()):
-            print(f'[al] skipped unreadable pool image {self.pool.get_data_info(index).get("img_path", index)}: '
-                  f'{error}')
+        info = self.pool.get_data_info
+        for index, error in result.unreadable.items():
+            print(f'[al] skipped unreadable pool image {info(index).get("img_path", index)}: {error}')
         self.state.write(trial, cycle, 'selected.json', dict(
-            trial=trial, cycle=cycle, scorer=al.scorer, selection=al.selection, num_candidates=len(candidates),
-            indices=picks, image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in picks],
-            scores=scores, unreadable=[dict(index=i, image_id=str(self.pool.get_data_info(i).get('img_id', i)),
-                                            error=e) for i, e in sorted(unreadable.items())]))
-
-    def _score_sharded(self, adapter, scorer, indices: List[int]):
-        """Scores (or features) of ``indices``, in that order, and the unreadable ones.
-
-        Each rank scores every world-size-th index, so every index is scored exactly once; the
-        shards are gathered to every rank.
-
-        Returns:
-            ``(values, unreadable)``: values with NaN rows for unreadable images, and
-            ``{pool index: error}`` of those.
-        """
-        rank, world = get_rank(), get_world_size()
-        mine = indices[rank::world]
-        failed: list = []
-        values = score_pool(adapter, scorer, self._loader(mine), self.progress and rank == 0, 'acquisition', failed)
-        unreadable = {mine[pos]: err for pos, err in failed}
-        if world == 1:
-            return values, unreadable
-        shards = all_gather_object((values, unreadable))
-        out = torch.empty((len(indices), ) + tuple(shards[0][0].shape[1:]), dtype=shards[0][0].dtype)
-        for r, (shard, shard_failed) in enumerate(shards):
-            out[r::world] = shard
-            unreadable.update(shard_failed)
-        return out, unreadable
-
-    def _loader(self, indices: List[int]) -> DataLoader:
-        pipeline = scoring_pipeline(self.cfg.test_dataloader.dataset.pipeline)
-        dataset = DATASETS.build(dict(type='IndexSubset', dataset=with_pipeline(self.pool_cfg, pipeline),
-                                      indices=indices))
-        return pool_loader(dataset, self.al.batch_size, self.al.num_workers)
+            trial=trial, cycle=cycle, scorer=self.al.scorer, selection=self.al.selection,
+            num_candidates=result.num_candidates, indices=result.picks,
+            image_ids=[str(info(i).get('img_id', i)) for i in result.picks], scores=result.scores,
+            unreadable=[dict(index=i, image_id=str(info(i).get('img_id', i)), error=e)
+                        for i, e in result.unreadable.items()]))

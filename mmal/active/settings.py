@@ -1,15 +1,24 @@
-"""The ``active_learning`` section of a config, validated."""
+"""The ``active_learning`` section of a config, validated before anything runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import Any, List, Optional, Union
 
+from ..engine.acquisition import SELECTION_ALIASES, build_method, default_scorer
 from ..errors import UserError
-from ..registry import SCORERS
+from ..registry import SELECTORS
 
-SELECTIONS = ('topk', 'random_subset_topk', 'coreset')
 SEMI_SUPERVISED_KEYS = ('labeled_ratio', 'unlabeled_pipeline', 'unlabeled_views')
 RETRAIN = ('scratch', 'finetune')
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if not _is_int(value) or value < minimum:
+        raise UserError(f'active_learning.{name} must be an integer >= {minimum}, got {value!r}.')
 
 
 @dataclass
@@ -20,13 +29,18 @@ class ALSettings:
         initial_labeled: Initial labeled images: a count, or a fraction of the pool in (0, 1).
         budget: Images added per cycle, or a list with one count per acquisition
             (``num_cycles - 1`` of them; e.g. ``[250, 500, 1000, 2000]`` doubles 250 up to 4,000).
-        num_cycles: Trainings per trial (``num_cycles - 1`` acquisitions between them).
-        scorer: Scorer config (``mmal.registry.SCORERS``).
+        num_cycles: Trainings per trial (``num_cycles - 1`` acquisitions between them). A run may
+            be resumed with more cycles than it was started with; nothing else may change.
+        scorer: Scorer config (``mmal.registry.SCORERS``), e.g. ``dict(type='Entropy')``. None:
+            ``Random`` when the selection ranks scores, none for one that does not (BADGE,
+            TypiClust, ...).
         adapter: Adapter config; ``type`` defaults to the model's ``default_adapter``
             (``ClassificationAdapter`` for ``ImageClassifier``), else ``'DetectionAdapter'``.
-        selection: ``'topk'``, ``'random_subset_topk'`` (score a random ``subset_size`` of the
-            unlabeled pool only) or ``'coreset'`` (k-center greedy on features).
-        subset_size: Candidates of ``random_subset_topk`` (10,000 in the study).
+        selection: Selector config (``mmal.registry.SELECTORS``), e.g. ``dict(type='TopK')``,
+            ``dict(type='RandomSubsetTopK', subset_size=10000)``, ``dict(type='BADGE')``; None
+            uses the scorer's default (``TopK``; ``KCenterGreedy`` for ``CoreSet``). The strings
+            ``'topk'``, ``'random_subset_topk'`` and ``'coreset'`` of older configs still work.
+        subset_size: Only with ``selection='random_subset_topk'`` (older configs): its subset.
         retrain: ``'scratch'`` (the study's recommendation) or ``'finetune'`` from the previous cycle.
         num_trials: Independent trials; trial ``t`` starts from a labeled set drawn from ``seed`` and
             ``t`` only, so every method compares on the same splits.
@@ -43,10 +57,10 @@ class ALSettings:
     initial_labeled: Union[int, float]
     budget: Union[int, List[int]]
     num_cycles: int
-    scorer: dict = field(default_factory=lambda: dict(type='Random'))
+    scorer: Optional[dict] = None
     adapter: dict = field(default_factory=dict)
-    selection: str = 'topk'
-    subset_size: int = 10000
+    selection: Union[str, dict, None] = None
+    subset_size: Optional[int] = None
     retrain: str = 'scratch'
     num_trials: int = 1
     seed: int = 0
@@ -61,6 +75,8 @@ class ALSettings:
         if section is None:
             raise UserError('the config has no `active_learning = dict(...)` section; add one (see '
                             'configs/demo/ssd_toyvoc_entropy.py) or train it with tools/train.py instead.')
+        if not isinstance(section, dict):
+            raise UserError(f'active_learning must be a dict, got {type(section).__name__}.')
         known = set(cls.__dataclass_fields__)
         unknown = set(section) - known
         if unknown:
@@ -68,36 +84,79 @@ class ALSettings:
         missing = {'initial_labeled', 'budget', 'num_cycles'} - set(section)
         if missing:
             raise UserError(f'active_learning needs {sorted(missing)}; add them to the config.')
-        settings = cls(**{k: (dict(v) if isinstance(v, dict) else v) for k, v in section.items()})
+        settings = cls(**{k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v)
+                          for k, v in section.items()})
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        budgets = self.budget if isinstance(self.budget, (list, tuple)) else [self.budget]
-        if min(budgets, default=1) < 1 or self.num_cycles < 1 or self.num_trials < 1:
-            raise UserError('active_learning.budget, num_cycles and num_trials must be positive integers, got '
-                            f'{self.budget}, {self.num_cycles}, {self.num_trials}.')
-        if isinstance(self.budget, (list, tuple)) and len(self.budget) != self.num_cycles - 1:
-            raise UserError(f'active_learning.budget lists {len(self.budget)} counts for {self.num_cycles - 1} '
-                            'acquisitions; give one per acquisition (num_cycles - 1) or a single number.')
+        """Check every value's type and range, and that scorer and selection work together.
+
+        Raises:
+            UserError: One sentence naming the key, its value and what is expected.
+        """
+        value = self.initial_labeled
+        if not (_is_int(value) and value >= 1) and not (isinstance(value, float) and 0 < value < 1):
+            raise UserError(f'active_learning.initial_labeled must be a count >= 1 or a fraction in (0, 1), '
+                            f'got {value!r}.')
+        _positive_int('num_cycles', self.num_cycles)
+        _positive_int('num_trials', self.num_trials)
+        _positive_int('batch_size', self.batch_size)
+        _positive_int('num_workers', self.num_workers, minimum=0)
+        if not _is_int(self.seed):
+            raise UserError(f'active_learning.seed must be an integer, got {self.seed!r}.')
+        if isinstance(self.budget, list):
+            if not all(_is_int(b) and b >= 1 for b in self.budget):
+                raise UserError(f'active_learning.budget must list integers >= 1, got {self.budget!r}.')
+            if len(self.budget) != self.num_cycles - 1:
+                raise UserError(f'active_learning.budget lists {len(self.budget)} counts for {self.num_cycles - 1} '
+                                'acquisitions; give one per acquisition (num_cycles - 1) or a single number.')
+        else:
+            _positive_int('budget', self.budget)
+        if self.retrain not in RETRAIN:
+            raise UserError(f'active_learning.retrain {self.retrain!r} is unknown; choose one of {RETRAIN}.')
+        if self.metric is not None and not isinstance(self.metric, str):
+            raise UserError(f'active_learning.metric must be a metric name, got {self.metric!r}.')
+        for name in ('scorer', 'adapter'):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, dict) and (name == 'adapter' or 'type' in value)):
+                raise UserError(f"active_learning.{name} must be a dict{' with a type' if name == 'scorer' else ''}, "
+                                f"e.g. {name}=dict(type='Entropy'), got {value!r}.")
         if self.semi_supervised is not None:
+            if not isinstance(self.semi_supervised, dict):
+                raise UserError(f'active_learning.semi_supervised must be a dict, got {self.semi_supervised!r}.')
             unknown = set(self.semi_supervised) - set(SEMI_SUPERVISED_KEYS)
             if unknown:
                 raise UserError(f'active_learning.semi_supervised has unknown keys {sorted(unknown)}; known keys: '
                                 f'{list(SEMI_SUPERVISED_KEYS)}.')
-        if self.selection not in SELECTIONS:
-            raise UserError(f'active_learning.selection {self.selection!r} is unknown; choose one of {SELECTIONS}.')
-        if self.retrain not in RETRAIN:
-            raise UserError(f'active_learning.retrain {self.retrain!r} is unknown; choose one of {RETRAIN}.')
-        name = self.scorer.get('type')
-        if name not in SCORERS.module_dict:
-            raise UserError(f'unknown scorer {name!r}; registered scorers: {", ".join(sorted(SCORERS.module_dict))}.')
-        if self.selection == 'coreset' and name != 'CoreSet':
-            raise UserError(f"selection='coreset' needs scorer=dict(type='CoreSet'), got {name!r}.")
+        self.selection = self._selection_config()
+        if self.scorer is None:
+            self.scorer = default_scorer(self.selection, dict(type='Random'))
+        build_method(self.scorer, self.selection, self.seed)
+
+    def _selection_config(self) -> Optional[dict]:
+        """``selection`` as a selector config (older strings and ``subset_size`` folded in)."""
+        selection = self.selection
+        if self.subset_size is not None:
+            if selection != 'random_subset_topk':
+                raise UserError("active_learning.subset_size only goes with selection='random_subset_topk'; with a "
+                                'selector dict put it inside: selection=dict(type=..., subset_size=...).')
+            _positive_int('subset_size', self.subset_size)
+            return dict(type='RandomSubsetTopK', subset_size=self.subset_size)
+        if isinstance(selection, str):
+            if selection not in SELECTION_ALIASES:
+                raise UserError(f"active_learning.selection {selection!r} is unknown; name a selector with "
+                                f"selection=dict(type=...) (registered: {', '.join(sorted(SELECTORS.module_dict))}).")
+            return dict(type=SELECTION_ALIASES[selection])
+        if selection is not None and not isinstance(selection, dict):
+            raise UserError(f"active_learning.selection must be a dict such as dict(type='TopK'), got {selection!r}.")
+        if isinstance(selection, dict) and 'type' not in selection:
+            raise UserError(f"active_learning.selection needs a type, e.g. dict(type='TopK'), got {selection!r}.")
+        return selection
 
     def initial_count(self, pool_size: int) -> int:
         """The initial labeled count for a pool of ``pool_size`` images."""
-        if isinstance(self.initial_labeled, float) and 0 < self.initial_labeled < 1:
+        if isinstance(self.initial_labeled, float):
             count = round(self.initial_labeled * pool_size)
         else:
             count = int(self.initial_labeled)
@@ -108,8 +167,8 @@ class ALSettings:
 
     def budget_at(self, cycle: int) -> int:
         """Images the acquisition after cycle ``cycle`` adds."""
-        return int(self.budget[cycle]) if isinstance(self.budget, (list, tuple)) else int(self.budget)
+        return int(self.budget[cycle]) if isinstance(self.budget, list) else int(self.budget)
 
     def cycle_seed(self, trial: int, cycle: int) -> int:
-        """Seed of training and random acquisition in (trial, cycle)."""
+        """Seed of training, scorer and selector in (trial, cycle)."""
         return self.seed + 1000 * trial + cycle

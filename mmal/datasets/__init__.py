@@ -3,8 +3,8 @@ from .classification import CIFAR10, CIFAR100, Caltech101, Caltech256, ClassFold
 from .image_pool import ImagePoolDataset
 from .semi import LabeledRatioSampler, SemiSupervisedSubset
 from .subset import IndexSubset
-from .transforms import PackClsInputs, RandomCropPad
 from .toy_voc import TOY_CLASSES, ToyVOCSpec, generate_toy_voc, toy_voc_exists
+from .transforms import PackClsInputs, RandomCropPad
 
 __all__ = ['CIFAR10', 'CIFAR100', 'Caltech101', 'Caltech256', 'ClassFolderDataset', 'DuplicatedDataset',
            'PackClsInputs', 'RandomCropPad', 'ImagePoolDataset', 'IndexSubset', 'TOY_CLASSES', 'ToyVOCSpec',

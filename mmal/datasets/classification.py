@@ -25,6 +25,23 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif', '.t
 SPLITS = ('train', 'test')
 
 
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batches' content only: dicts, lists, bytes, numbers and numpy arrays.
+
+    Any other global (a function, a class) is refused, so a crafted batch file cannot run code
+    (``_codecs.encode`` is how protocol-2 pickles written by Python 3 spell ``bytes``).
+    """
+
+    ALLOWED = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+               ('numpy', 'ndarray'), ('numpy', 'dtype'), ('numpy.core.multiarray', 'scalar'),
+               ('numpy._core.multiarray', 'scalar'), ('_codecs', 'encode')}  # bytes in protocol-2 pickles
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f'{module}.{name} is not allowed')
+        return super().find_class(module, name)
+
+
 class _CIFAR(BaseDataset):
     """The python version of CIFAR: pickled batches of ``data`` (N x 3072 uint8, RGB planes) and labels.
 
@@ -57,8 +74,12 @@ class _CIFAR(BaseDataset):
         path = osp.join(self.data_root, self.FOLDER, name)
         if not osp.isfile(path):
             raise UserError(f'{path} is missing; {self.NAME} is expected as {self.layout_hint()}.')
-        with open(path, 'rb') as f:
-            return pickle.load(f, encoding='bytes')
+        try:
+            with open(path, 'rb') as f:
+                return _ArraysOnlyUnpickler(f, encoding='bytes').load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as err:
+            raise UserError(f'{path} is not a CIFAR batch of arrays ({err}); it was not loaded, since unpickling '
+                            f'anything else could run code: restore the file ({self.layout_hint()}).') from None
 
     def load_data_list(self) -> List[dict]:
         meta_file, names_key = self.META

@@ -9,6 +9,8 @@ from typing import List, Optional, Sequence
 from mmdet.registry import DATASETS
 from mmengine.dataset import BaseDataset
 
+from ..errors import UserError
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -23,7 +25,9 @@ class ImagePoolDataset(BaseDataset):
     - a COCO json: its ``images`` with ``file_name`` relative to ``img_dir`` (default: the json's
       folder);
     - a folder: every image file in it (sorted by name);
-    - a list of image paths.
+    - a list of image paths, or of ``dict(img_id=..., img_path=...)``.
+
+    A pool without any image is an error (one sentence), not an empty ranking.
 
     Args:
         pool: Where the images are (see above).
@@ -38,19 +42,31 @@ class ImagePoolDataset(BaseDataset):
         super().__init__(ann_file='', pipeline=list(pipeline), serialize_data=False, **kwargs)
 
     def load_data_list(self) -> List[dict]:
+        items = self._list()
+        if not items:
+            raise UserError(f'the image pool {self.pool if isinstance(self.pool, str) else "list"} holds no images '
+                            f'(looked for {", ".join(IMAGE_EXTENSIONS)}); point it at a folder of images, a VOC '
+                            'ImageSets list or a COCO json.')
+        return items
+
+    def _list(self) -> List[dict]:
         pool = self.pool
         if isinstance(pool, (list, tuple)):
-            paths = [str(p) for p in pool]
-            return [dict(img_id=osp.splitext(osp.basename(p))[0], img_path=p) for p in paths]
+            return [dict(img_id=p['img_id'], img_path=str(p['img_path'])) if isinstance(p, dict) else
+                    dict(img_id=osp.splitext(osp.basename(str(p)))[0], img_path=str(p)) for p in pool]
         if not osp.exists(pool):
-            raise FileNotFoundError(f'the image pool {pool} does not exist; pass a VOC ImageSets list, '
-                                    'a COCO json or a folder of images.')
+            raise UserError(f'the image pool {pool} does not exist; pass a VOC ImageSets list, '
+                            'a COCO json or a folder of images.')
         if osp.isdir(pool):
             names = sorted(n for n in os.listdir(pool) if n.lower().endswith(IMAGE_EXTENSIONS))
             return [dict(img_id=osp.splitext(n)[0], img_path=osp.join(pool, n)) for n in names]
         if pool.endswith('.json'):
-            with open(pool) as f:
-                images = json.load(f)['images']
+            try:
+                with open(pool) as f:
+                    images = json.load(f)['images']
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise UserError(f'{pool} is not a COCO json with an "images" list ({type(err).__name__}: {err}); '
+                                'pass a COCO annotation file, a VOC ImageSets list or a folder.') from None
             img_dir = self.img_dir or osp.dirname(pool)
             return [dict(img_id=im['id'], img_path=osp.join(img_dir, im['file_name'])) for im in images]
         # VOC ImageSets list: <root>/ImageSets/Main/<split>.txt -> <root>/JPEGImages/<id>.jpg

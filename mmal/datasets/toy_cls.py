@@ -31,8 +31,8 @@ def toy_images(labels: Sequence[int], num_classes: int, size: int, rng: np.rando
     angle = np.pi * labels / num_classes + rng.normal(0, 0.05, len(labels))
     freq = 2.0 + (labels % 3) + rng.uniform(-0.2, 0.2, len(labels))
     phase = rng.uniform(0, 2 * np.pi, len(labels))
-    wave = np.sin(2 * np.pi * freq[:, None, None] * (np.cos(angle)[:, None, None] * xx + np.sin(angle)[:, None, None] * yy)
-                  + phase[:, None, None])
+    along = np.cos(angle)[:, None, None] * xx + np.sin(angle)[:, None, None] * yy
+    wave = np.sin(2 * np.pi * freq[:, None, None] * along + phase[:, None, None])
     hue = (labels * 0.61803) % 1.0
     colour = np.stack([np.abs(np.sin(np.pi * (hue + k / 3))) for k in range(3)], axis=1)  # [N, 3]
     noise_level = rng.uniform(0.2, 2.5, len(labels))  # easy ... hard
