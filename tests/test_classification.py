@@ -8,17 +8,17 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import REPO, fails, tool
 from mmdet.registry import DATASETS, METRICS, MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import BaseDataElement
+from test_al_driver import al_train
 
-from conftest import REPO
 from mmal.datasets.toy_cls import write_toy_cifar, write_toy_folders
 from mmal.errors import UserError
 from mmal.models import ClassificationAdapter
 from mmal.registry import SCORERS
-from test_al_driver import al_train
 
 TINY_BACKBONE = dict(type='CIFARResNet', depth=18, base_channels=8, out_indices=(0, 1, 2, 3))
 METHODS = ['random', 'entropy', 'var_ratio', 'margin', 'bald', 'coreset', 'llal']
@@ -143,7 +143,7 @@ def test_adapter_outputs_feed_every_scorer():
         out = ClassificationAdapter(model, scorer.requires, mc_samples=5)(data)
         values = scorer(out)
         assert values.shape[0] == 4 and torch.isfinite(values).all(), name
-        assert len(calls) == (2 if 'flip_probs' in scorer.requires else 1), name  # the backbone runs once
+        assert len(calls) == (2 if 'flip_log_probs' in scorer.requires else 1), name  # the backbone runs once
     out = ClassificationAdapter(model, {'probs', 'mc_probs', 'features'}, mc_samples=6)(data)
     assert torch.allclose(out['probs'].sum(-1), torch.ones(4))
     assert out['mc_probs'].shape == (6, 4, 10) and out['features'].shape == (4, 64)
@@ -153,7 +153,7 @@ def test_adapter_outputs_feed_every_scorer():
 def test_adapter_errors_name_the_fix():
     with pytest.raises(ValueError, match='Monte-Carlo outputs need dropout: give the model dropout=0.3'):
         ClassificationAdapter(tiny_classifier(), {'mc_probs'})
-    with pytest.raises(TypeError, match='has no loss-prediction module'):
+    with pytest.raises(TypeError, match=r"cannot compute \['pred_loss'\]; .*add loss_prediction to the model"):
         ClassificationAdapter(tiny_classifier(), {'pred_loss'})
 
 
@@ -213,9 +213,11 @@ def test_ablation_configs():
         a = al(f'cifar10_entropy_budget{b}')
         assert (a.initial_labeled, a.budget, a.initial_labeled + a.budget * (a.num_cycles - 1)) == (b, b, 20000)
     assert al('cifar10_entropy_finetune').retrain == 'finetune' and al('cifar10_entropy_scratch').retrain == 'scratch'
-    assert al('cifar10_entropy_no_diversity').selection == 'topk'
-    assert (al('cifar10_entropy_diversity').selection, al('cifar10_entropy_diversity').subset_size) == (
-        'random_subset_topk', 10000)
+    assert al('cifar10_entropy_no_diversity').selection == dict(type='TopK')  # no subset inherited
+    assert al('cifar10_entropy_diversity').selection == dict(type='RandomSubsetTopK', subset_size=10000)
+    for data in ('cifar10', 'cifar10x2', 'cifar10x5'):  # the batch-aware selectors beside the study's methods
+        assert (al(f'{data}_badge').scorer, al(f'{data}_badge').selection) == (None, dict(type='BADGE'))
+        assert (al(f'{data}_typiclust').scorer, al(f'{data}_typiclust').selection) == (None, dict(type='TypiClust'))
     for k in (2, 5):
         cfg = Config.fromfile(osp.join(REPO, 'configs', 'ablations', f'cifar10x{k}_entropy_no_diversity.py'))
         pool = cfg.train_dataloader.dataset
@@ -259,20 +261,19 @@ def test_al_train_runs_classification_cycles(cifar_root, tmp_path, scorer, extra
     assert (work / 'report' / 'curves.png').is_file()
 
 
-def test_al_train_missing_cifar_is_one_sentence(cifar_root, tmp_path):
+def test_al_train_missing_cifar_is_one_sentence(cifar_root, tmp_path, capsys):
+    script = tool('al_train')
     config = write_cls_config(tmp_path, str(tmp_path / 'nowhere'), 'cls.py')
-    proc = al_train(config, tmp_path / 'work', check=False)
-    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
-    assert 'does not exist; put the dataset there in the layout <data_root>/cifar-10-batches-py/' in proc.stderr
+    err = fails(script, [config, '--work-dir', tmp_path / 'work'], capsys)
+    assert 'does not exist; put the dataset there in the layout <data_root>/cifar-10-batches-py/' in err
     assert not (tmp_path / 'work').exists()
     # The root exists but a batch file is missing: one sentence, and still nothing written.
     broken = tmp_path / 'broken'
     shutil.copytree(osp.join(cifar_root, 'cifar-10-batches-py'), broken / 'cifar-10-batches-py')
     (broken / 'cifar-10-batches-py' / 'data_batch_3').unlink()
     config = write_cls_config(tmp_path, str(broken), 'broken.py')
-    proc = al_train(config, tmp_path / 'work2', check=False)
-    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
-    assert 'data_batch_3 is missing; CIFAR10 is expected as' in proc.stderr
+    assert 'data_batch_3 is missing; CIFAR10 is expected as' in fails(script, [config, '--work-dir',
+                                                                              tmp_path / 'work2'], capsys)
     assert not (tmp_path / 'work2').exists()
 
 

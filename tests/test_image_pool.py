@@ -6,6 +6,7 @@ import os.path as osp
 import pytest
 
 from mmal.datasets import ImagePoolDataset
+from mmal.errors import UserError
 from mmal.fileio import atomic_write_json
 
 
@@ -30,9 +31,15 @@ def test_voc_list_coco_json_folder_and_paths(toy_voc_root, tmp_path):
     assert len(paths) == 1 and paths.get_data_info(0)['img_id'] == 'test_000000'
 
 
-def test_missing_pool_is_one_clear_sentence(tmp_path):
-    with pytest.raises(FileNotFoundError, match='does not exist; pass a VOC ImageSets list'):
+def test_missing_empty_or_malformed_pool_is_one_clear_sentence(tmp_path):
+    with pytest.raises(UserError, match='does not exist; pass a VOC ImageSets list'):
         ImagePoolDataset(pool=str(tmp_path / 'nowhere.txt'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(UserError, match='holds no images'):
+        ImagePoolDataset(pool=str(tmp_path / 'empty'))
+    (tmp_path / 'bad.json').write_text('{"annotations": []}')
+    with pytest.raises(UserError, match='is not a COCO json with an "images" list'):
+        ImagePoolDataset(pool=str(tmp_path / 'bad.json'))
 
 
 def test_atomic_write_json_replaces_whole_file(tmp_path):

@@ -3,15 +3,26 @@ import csv
 import json
 import math
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from mmal.errors import UserError
-from mmal.report import (Run, comparison, find_reference, markdown_table, plot_curves, read_reference, read_run,
-                         short_names, summarise, write_report)
+from mmal.report import (
+    Run,
+    comparison,
+    find_reference,
+    markdown_table,
+    plot_curves,
+    read_reference,
+    read_run,
+    short_names,
+    summarise,
+    write_report,
+)
 
 AL_REPORT = osp.join(REPO, 'tools', 'al_report.py')
 METRIC = 'accuracy/top1'
@@ -105,11 +116,13 @@ def test_plot_has_one_line_per_method_and_reference(runs, tmp_path):
 
 def test_cli_writes_every_file_and_pools_work_dirs_of_one_name(runs, tmp_path):
     out = tmp_path / 'report'
-    proc = subprocess.run([sys.executable, AL_REPORT, *runs, runs[0], '--out', str(out), '--names', 'random',
-                           'entropy', 'coreset', 'random', '--reference', 'table02_cifar10_main'],
+    second = shutil.copytree(runs[0], tmp_path / 'r2')  # two more trials of random, in another work dir
+    proc = subprocess.run([sys.executable, AL_REPORT, *runs, str(second), runs[0], '--out', str(out), '--names',
+                           'random', 'entropy', 'coreset', 'random', 'random', '--reference', 'table02_cifar10_main'],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert '| 1000 | 51.00 ± 1.15 | 51.00 ± 1.41 | 51.00 ± 0.00 |' in proc.stdout  # 4 random trials now
+    # 4 random trials: both work dirs pool, the one passed twice counts once
+    assert '| 1000 | 51.00 ± 1.15 | 51.00 ± 1.41 | 51.00 ± 0.00 |' in proc.stdout
     assert (out / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     rows = list(csv.DictReader(open(out / 'summary.csv')))
     assert rows[0] == dict(labeled='1000', method='random', mean='51.0', std=rows[0]['std'], n='4', nan='0')

@@ -4,22 +4,21 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO, TOY_SSD_CONFIG, at_iteration
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import BaseDataElement, InstanceData
+from test_al_driver import al_train, labeled_sets, write_config
 
-from conftest import REPO, TOY_SSD_CONFIG
 from mmal.active import ALSettings
-from mmal.datasets import LabeledRatioSampler, SemiSupervisedSubset
+from mmal.datasets import LabeledRatioSampler
 from mmal.datasets.toy_cls import write_toy_cifar
 from mmal.errors import UserError
 from mmal.models import ClassificationAdapter
-from mmal.models.ssl_losses import (background_elimination, csd_consistency, csd_weight, linear_ramp, mixup,
-                                    sharpen)
+from mmal.models.ssl_losses import background_elimination, csd_consistency, csd_weight, linear_ramp, mixup, sharpen
 from mmal.registry import SCORERS
-from test_al_driver import al_train, labeled_sets, write_config
 
 
 def csd_model():
@@ -94,13 +93,26 @@ def test_csd_losses_are_zero_for_a_flip_invariant_detector():
     assert losses['loss_csd_cls'] == 0 and losses['loss_csd_loc'] == 0
 
 
+def test_csd_schedule_is_the_runners_iteration_so_a_finetuned_model_starts_its_ramp_again():
+    model = csd_model()
+    assert not [k for k in model.state_dict() if k.endswith('_iter')]  # no counter travels in checkpoints
+    inputs, samples = det_batch([True, False])
+    model.ramp_up_iters, model.ramp_down_iters = 100, 100
+    losses = {}
+    for iteration in (0, 500, 950):
+        with at_iteration(iteration, max_iters=1000):
+            losses[iteration] = model.loss(inputs, samples)['loss_csd_cls'].item()
+    full = losses[500]
+    assert losses[0] == pytest.approx(full * csd_weight(0, 100, 100, 1000), rel=1e-4)
+    assert losses[950] == pytest.approx(full * csd_weight(950, 100, 100, 1000), rel=1e-4) and losses[950] < full
+
+
 def test_csd_gradients_reach_only_what_they_should():
     model = csd_model()
-    model.csd_iter.fill_(10 ** 6)  # past the ramp-up
-    model.max_iters = 10 ** 7
     inputs, samples = det_batch([True, False, True])
     inputs.requires_grad_(True)
-    losses = model.loss(inputs, samples)
+    with at_iteration(10 ** 6):  # past the ramp-up
+        losses = model.loss(inputs, samples)
     supervised = sum(v.sum() if torch.is_tensor(v) else sum(t.sum() for t in v)
                      for k, v in losses.items() if k in ('loss_cls', 'loss_bbox'))
     grad, = torch.autograd.grad(supervised, inputs, retain_graph=True)

@@ -4,14 +4,13 @@ import os.path as osp
 
 import pytest
 import torch
+from conftest import REPO
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
 from mmal.models import DetectionAdapter
 from mmal.registry import SCORERS
-
-from conftest import REPO
 
 METHODS = ['random', 'entropy', 'var_ratio', 'bald', 'coreset', 'llal', 'consistency']
 

@@ -16,12 +16,13 @@ import os.path as osp
 import sys
 import time
 
+from mmengine.config import Config
+
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal.active import ActiveLearningLoop
 from mmal.datasets import generate_toy_voc, toy_voc_exists
 from mmal.errors import UserError
 from mmal.report import read_run, write_report
-from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METHODS = ('random', 'entropy')

@@ -4,6 +4,7 @@
 #   bash tools/run.sh setup            create/refresh .venv only
 #   bash tools/run.sh demo  [args...]  set up, then run the toy demo (tools/demo.py)
 #   bash tools/run.sh test  [args...]  set up, then run the test suite (pytest)
+#   bash tools/run.sh lint             set up, then check style and imports (ruff, config in pyproject.toml)
 #
 # Idempotent: a second run finds everything in place and only checks it.
 # Environment knobs: PYTHON (interpreter used to create .venv, default python3.11 or python3),
@@ -135,5 +136,6 @@ case "$cmd" in
   setup) setup ;;
   demo) setup; exec "$PY" "$ROOT/tools/demo.py" "$@" ;;
   test) setup; exec "$PY" -m pytest "$@" ;;
-  *) echo "usage: bash tools/run.sh {setup|demo|test} [args...]" >&2; exit 2 ;;
+  lint) setup; exec "$PY" -m ruff check "$ROOT/mmal" "$ROOT/tools" "$ROOT/tests" "$ROOT/configs" ;;
+  *) echo "usage: bash tools/run.sh {setup|demo|test|lint} [args...]" >&2; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ test_dataloader = dict(batch_size=128, num_workers=4, persistent_workers=True,
 model = dict(type='ImageClassifier', in_channels=512)
 active_learning = dict(
     initial_labeled=1000, budget=1000, num_trials=5, retrain='scratch',
-    selection='random_subset_topk', subset_size=10000,  # the study's setting: LLAL's 10k random subset
+    selection=dict(type='RandomSubsetTopK', subset_size=10000),  # the study's setting: LLAL's 10k random subset
     metric='accuracy/top1', batch_size=128, num_workers=4, scorer=dict(type='Random'))
 
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=200, val_interval=1000)

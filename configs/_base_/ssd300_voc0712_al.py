@@ -36,7 +36,6 @@ active_learning = dict(
     num_cycles=6,  # trains on 2k, 3k, ..., 7k labeled images
     scorer=dict(type='Random'),
     adapter=dict(box_mode='detections', score_thr=0.5),
-    selection='topk',
     retrain='scratch',
     num_trials=5,
     seed=0,

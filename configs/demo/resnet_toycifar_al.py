@@ -13,5 +13,6 @@ train_cfg = dict(max_epochs=15)
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[12], gamma=0.1)]
 optim_wrapper = dict(optimizer=dict(lr=0.05))
 default_hooks = dict(logger=dict(interval=10))
-active_learning = dict(initial_labeled=100, budget=100, num_cycles=3, num_trials=1, selection='topk',
-                       batch_size=128, num_workers=0, scorer=dict(type='Entropy'))
+active_learning = dict(initial_labeled=100, budget=100, num_cycles=3, num_trials=1,
+                       batch_size=128, num_workers=0, scorer=dict(type='Entropy'),
+                       selection=dict(_delete_=True, type='TopK'))  # the whole toy pool

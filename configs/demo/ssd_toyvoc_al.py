@@ -20,7 +20,6 @@ active_learning = dict(
     num_cycles=4,
     scorer=dict(type='Random'),
     adapter=dict(box_mode='detections', score_thr=0.5),
-    selection='topk',
     retrain='scratch',
     num_trials=1,
     seed=0,

@@ -1,5 +1,6 @@
-"""Runtime pieces: the acquisition pass and hooks (registered in mmdet's HOOKS)."""
-from .acquisition import build_adapter, pool_loader, score_pool
-from .hooks import ActiveLearningHook, LLALDetachHook, TrainProgressHook
+"""Runtime pieces: the acquisition service and hooks (registered in mmdet's HOOKS)."""
+from .acquisition import AcquisitionResult, AcquisitionService, build_adapter, build_method, pool_loader
+from .hooks import ActiveLearningHook, LLALDetachHook, TrainProgressHook, scoring_model
 
-__all__ = ['build_adapter', 'score_pool', 'pool_loader', 'ActiveLearningHook', 'LLALDetachHook', 'TrainProgressHook']
+__all__ = ['AcquisitionService', 'AcquisitionResult', 'build_adapter', 'build_method', 'pool_loader',
+           'scoring_model', 'ActiveLearningHook', 'LLALDetachHook', 'TrainProgressHook']

@@ -1,14 +1,14 @@
 """CSD: consistency-based semi-supervised learning for single-stage detectors (Jeong et al., 2019)."""
 from __future__ import annotations
 
-import torch
 from mmdet.models.detectors import SingleStageDetector
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..datasets.semi import is_labeled
-from .detection_adapter import class_distribution, level_logits
+from .detection import class_distribution, level_logits
+from .schedule import current_iter, total_iters
 from .ssl_losses import csd_consistency, csd_weight
 
 
@@ -28,7 +28,8 @@ class CSDSingleStageDetector(SingleStageDetector):
     Args:
         consistency_weight: Weight of the consistency losses at full strength.
         loc_weight: Weight of the location term relative to the class term.
-        max_iters: Length of the training (for the ramp-down).
+        max_iters: Length of the training (for the ramp-down) outside an mmengine runner; in one,
+            the runner's ``max_iters`` and current iteration (:mod:`.schedule`) drive the ramps.
         ramp_up_iters: Iterations of the Gaussian ramp-up.
         ramp_down_iters: Iterations of the Gaussian ramp-down at the end.
         **kwargs: Everything ``SingleStageDetector`` takes.
@@ -39,7 +40,6 @@ class CSDSingleStageDetector(SingleStageDetector):
         super().__init__(*args, **kwargs)
         self.consistency_weight, self.loc_weight = consistency_weight, loc_weight
         self.max_iters, self.ramp_up_iters, self.ramp_down_iters = max_iters, ramp_up_iters, ramp_down_iters
-        self.register_buffer('csd_iter', torch.zeros((), dtype=torch.long))
 
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
         head = self.bbox_head
@@ -62,9 +62,8 @@ class CSDSingleStageDetector(SingleStageDetector):
         deltas = level_logits(box_maps, size)
         flip_deltas = level_logits([m.flip(-1) for m in flip_box], size)
         cls_loss, loc_loss, _ = csd_consistency(probs, flip_probs, deltas, flip_deltas)
-        weight = self.consistency_weight * csd_weight(int(self.csd_iter), self.ramp_up_iters, self.ramp_down_iters,
-                                                      self.max_iters)
+        weight = self.consistency_weight * csd_weight(current_iter(), self.ramp_up_iters, self.ramp_down_iters,
+                                                      total_iters(self.max_iters))
         losses['loss_csd_cls'] = weight * cls_loss
         losses['loss_csd_loc'] = weight * self.loc_weight * loc_loss
-        self.csd_iter += 1
         return losses

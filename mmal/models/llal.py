@@ -10,6 +10,8 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from .schedule import current_iter
+
 
 def margin_ranking_loss(pred: Tensor, target: Tensor, margin: float = 1.0) -> Tensor:
     """LLAL's pairwise loss: image ``i`` of the first half of the batch is paired with image
@@ -66,7 +68,8 @@ class LLALSingleStageDetector(SingleStageDetector):
             levels' channels).
         llal_margin: Margin of the ranking loss.
         llal_weight: Weight of the ranking loss.
-        detach_after_iter: Training iteration after which the gradient into the detector stops.
+        detach_after_iter: Training iteration (the runner's, see :mod:`.schedule`) from which the
+            gradient into the detector stops.
         **kwargs: Everything ``SingleStageDetector`` takes.
     """
 
@@ -75,7 +78,6 @@ class LLALSingleStageDetector(SingleStageDetector):
         super().__init__(*args, **kwargs)
         self.loss_prediction = MODELS.build({'type': 'LossPredictionModule', **loss_prediction})
         self.llal_margin, self.llal_weight, self.detach_after_iter = llal_margin, llal_weight, detach_after_iter
-        self.register_buffer('llal_iter', torch.zeros((), dtype=torch.long))
 
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
         feats = self.extract_feat(batch_inputs)
@@ -84,10 +86,9 @@ class LLALSingleStageDetector(SingleStageDetector):
         losses = self.bbox_head.loss_by_feat(*outs, gts, metas, ignores)
         with torch.no_grad():
             own = torch.stack([self._image_loss(outs, gts, ignores, metas, i) for i in range(len(metas))])
-        detach = self.detach_after_iter > 0 and int(self.llal_iter) >= self.detach_after_iter
+        detach = self.detach_after_iter > 0 and current_iter() >= self.detach_after_iter
         pred = self.loss_prediction([f.detach() for f in feats] if detach else feats)
         losses['loss_llal'] = self.llal_weight * margin_ranking_loss(pred, own, self.llal_margin)
-        self.llal_iter += 1
         return losses
 
     def _image_loss(self, outs: Tuple, gts, ignores, metas, i: int) -> Tensor:

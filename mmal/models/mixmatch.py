@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ..datasets.semi import is_labeled
 from .classifier import ImageClassifier
+from .schedule import current_iter
 from .ssl_losses import linear_ramp, mixup, sharpen
 
 
@@ -57,7 +58,6 @@ class MixMatchClassifier(ImageClassifier):
             preprocessor['type'] = 'MultiViewDataPreprocessor'
         super().__init__(*args, data_preprocessor=preprocessor, **kwargs)
         self.temperature, self.alpha, self.lambda_u, self.ramp_up_iters = temperature, alpha, lambda_u, ramp_up_iters
-        self.register_buffer('mixmatch_iter', torch.zeros((), dtype=torch.long))
 
     def logits(self, inputs: Tensor) -> Tensor:
         return self.head(self.pool(self.extract_feat(inputs)))
@@ -94,6 +94,5 @@ class MixMatchClassifier(ImageClassifier):
         zero = logits.sum() * 0
         loss_x = -(mixed_y[:n] * logits[:n].log_softmax(-1)).sum(-1).mean() if n else zero
         loss_u = (logits[n:].softmax(-1) - mixed_y[n:]).pow(2).mean() if len(logits) > n else zero
-        weight = self.lambda_u * linear_ramp(int(self.mixmatch_iter), self.ramp_up_iters)
-        self.mixmatch_iter += 1
+        weight = self.lambda_u * linear_ramp(current_iter(), self.ramp_up_iters)
         return {'loss_x': loss_x, 'loss_u': weight * loss_u}
