@@ -8,6 +8,7 @@ import os.path as osp
 import sys
 
 import pytest
+import torch
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.logging import MessageHub
@@ -17,6 +18,15 @@ from mmal.datasets import ToyVOCSpec, generate_toy_voc
 
 # Models built outside a Runner resolve names in mmdet's scope, as a Runner with mmdet configs does.
 register_all_modules(init_default_scope=True)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (``tools/run.sh test`` runs two workers on two cores) each worker and every
+    tool it starts computes with one torch thread, rather than two workers each spinning two."""
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        os.environ['OMP_NUM_THREADS'] = '1'
+        torch.set_num_threads(1)
+
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOY_SSD_CONFIG = osp.join(REPO, 'configs', 'demo', 'ssd_toyvoc.py')

@@ -91,11 +91,12 @@ def test_every_method_scores_every_family(name, method):
     labels, scores = torch.cat([d.labels for d in dets])[first], torch.cat([d.scores for d in dets])[first]
     if name in ('ssd', 'faster_rcnn', 'cascade_rcnn', 'mask_rcnn', 'detr'):  # softmax: the score is p(label)
         assert torch.allclose(probs[torch.arange(len(first)), labels], scores, atol=1e-5)
-    elif name != 'paa':  # sigmoid: the foreground mass is the best class's score, at least the kept label's
-        foreground = 1 - probs[:, -1]
+    elif name != 'paa':  # sigmoid: the foreground mass is the best class's score, at least the kept label's,
+        # and the classes share it by their sigmoids, so the kept label's score is foreground * q_label / q_best
+        foreground, classes = 1 - probs[:, -1], probs[:, :-1]
         assert (foreground >= scores - 1e-5).all()
-        best = probs[:, :-1].argmax(1) == labels
-        assert torch.allclose(foreground[best], scores[best], atol=1e-5) and best.any()
+        kept = foreground * classes[torch.arange(len(first)), labels] / classes.max(1).values
+        assert torch.allclose(kept, scores, atol=1e-5)
     if method == 'BADGE':
         inputs = selector.image_inputs(out)
         assert inputs['badge_input'].shape[0] == 2 and len(selector.select(1, None, inputs, torch.tensor(
@@ -155,6 +156,27 @@ def test_sparse_mc_samples_match_dense_dropout():
         assert (sparse.std(0) - dense.std(0)).abs().max() < 0.03, name
         no_dropout = family.mc_log_probs(p, image, source, 2, 0.0).exp()
         assert torch.allclose(no_dropout[0], family.log_probs(p, image, source).exp(), atol=1e-5), name
+
+
+def test_two_stage_mc_dropout_runs_fc6_once_and_is_exact_without_dropout():
+    adapter = DetectionAdapter(family_model('faster_rcnn'), {'mc_probs', 'probs'}, mc_samples=4)
+    family = adapter.family
+    head = adapter.model.roi_head.bbox_head
+    data = adapter.model.data_preprocessor(batch(1), False)
+    with torch.no_grad():
+        p = family.run(adapter.model.extract_feat(data['inputs']), data['data_samples'])
+        source = p.detections[0].sources[:6]
+        image = torch.zeros(len(source), dtype=torch.long)
+        rows = []
+        hook = head.shared_fcs[0].register_forward_hook(lambda m, i, o: rows.append(o.shape[0]))
+        try:
+            sampled = family.mc_log_probs(p, image, source, 4, 0.5).exp()
+        finally:
+            hook.remove()
+        assert rows == [len(source)]  # fc6 once, not once per sample
+        assert sampled.shape == (4, len(source), head.num_classes + 1) and not torch.allclose(sampled[0], sampled[1])
+        exact = family.mc_log_probs(p, image, source, 2, 0.0).exp()
+        assert torch.allclose(exact[1], family.log_probs(p, image, source).exp(), atol=1e-5)
 
 
 class StubFamily:

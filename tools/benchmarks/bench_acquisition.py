@@ -1,6 +1,7 @@
 """Benchmark detection acquisition against plain inference, per detector family, in one run.
 
-    python tools/benchmarks/bench_acquisition.py [--images 8] [--size 320] [--families retinanet,detr] [--quick]
+    python tools/benchmarks/bench_acquisition.py [--images 8] [--size 320] [--families retinanet,detr]
+        [--families-only] [--quick]
 
 1. SSD300 (the study's detector, random weights, 300 px toy images): entropy, variation ratio,
    core-set features, consistency and BALD (T=10), each as a ratio to ``model.predict`` on the
@@ -163,6 +164,7 @@ def main() -> None:
     parser.add_argument('--rss-pool', type=int, default=8, help='N of the memory comparison (N vs 10N)')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--quick', action='store_true', help='two families, tiny sizes, no SSD300 or memory part')
+    parser.add_argument('--families-only', action='store_true', help='only part 2 (e.g. to re-measure some families)')
     parser.add_argument('--toy-root', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--rss-child', type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -175,7 +177,7 @@ def main() -> None:
     figures = {'bench': 'detection_acquisition', 'threads': torch.get_num_threads(), 'images': args.images}
     ok = True
 
-    if not args.quick:  # 1. SSD300
+    if not (args.quick or args.families_only):  # 1. SSD300
         generate_toy_voc(toy_root, ToyVOCSpec(num_trainval=max(args.images, 10 * args.rss_pool), num_test=1,
                                               image_size=300, seed=0))
         cfg, model = ssd300()
@@ -209,7 +211,7 @@ def main() -> None:
               + ' '.join(f'{found[k]:11.2f}x' for k in FAMILY_METHODS) + ('' if met else '   (misses a target)'))
     figures['families'] = per_family
 
-    if not args.quick:  # 3. memory
+    if not (args.quick or args.families_only):  # 3. memory
         peaks = []
         for num in (args.rss_pool, 10 * args.rss_pool):
             out = subprocess.run([sys.executable, __file__, '--rss-child', str(num), '--toy-root', toy_root,

@@ -3,8 +3,8 @@
 The RoI head's softmax over ``C + 1`` of each proposal is its distribution (for Cascade R-CNN the
 softmax of the stages' mean logits, as its ``predict`` computes it). Detections are the head's
 own ``multiclass_nms`` of those, with the proposal index kept. Monte-Carlo samples redraw dropout
-before every fully-connected layer of the box head's classification path (the shared FCs and
-``fc_cls``) at the kept proposals only.
+on the output of each fully-connected layer of the box head's classification path (before ``fc7``
+and ``fc_cls``, as VGG-16 Faster R-CNN places it) at the kept proposals only.
 """
 from __future__ import annotations
 
@@ -114,12 +114,24 @@ class TwoStageFamily(DetectorFamily):
 
 
 def mc_cls_logits(head: nn.Module, roi_feats: Tensor, samples: int, p: float) -> Tensor:
-    """``[T, R, C+1]`` class logits of ``ConvFCBBoxHead``'s classification path with dropout
-    before each of its fully-connected layers (shared FCs, class FCs and ``fc_cls``)."""
+    """``[T, R, C+1]`` class logits of ``ConvFCBBoxHead``'s classification path with dropout on the
+    output of each of its fully-connected layers, i.e. before the second shared FC, the class FCs
+    and ``fc_cls`` (where the VGG-16 Faster R-CNN has its drop6 / drop7). The layers before the
+    first dropout run once for all samples (for Shared2FCBBoxHead the 12544 -> 1024 ``fc6``, most of
+    the work). A head without FC layers gets dropout on the input of ``fc_cls``."""
     if not isinstance(head, ConvFCBBoxHead):
         raise TypeError(f'Monte-Carlo dropout in the RoI head needs mmdet\'s ConvFCBBoxHead (e.g. '
                         f'Shared2FCBBoxHead), got {type(head).__name__}; use a scorer without MC samples.')
-    x = roi_feats.unsqueeze(0).expand(samples, *roi_feats.shape).flatten(0, 1)
+    x, sampled = roi_feats, False
+
+    def fully_connected(x: Tensor, fc: nn.Module) -> Tensor:
+        nonlocal sampled
+        if sampled:
+            return head.relu(fc(nnf.dropout(x, p, True)))
+        sampled = True  # the first FC is deterministic: run it once, then draw the samples
+        x = head.relu(fc(x))
+        return x.unsqueeze(0).expand(samples, *x.shape).flatten(0, 1)
+
     for conv in head.shared_convs:
         x = conv(x)
     if head.num_shared_fcs > 0:
@@ -127,7 +139,7 @@ def mc_cls_logits(head: nn.Module, roi_feats: Tensor, samples: int, p: float) ->
             x = head.avg_pool(x)
         x = x.flatten(1)
         for fc in head.shared_fcs:
-            x = head.relu(fc(nnf.dropout(x, p, True)))
+            x = fully_connected(x, fc)
     for conv in head.cls_convs:
         x = conv(x)
     if x.dim() > 2:
@@ -135,5 +147,7 @@ def mc_cls_logits(head: nn.Module, roi_feats: Tensor, samples: int, p: float) ->
             x = head.avg_pool(x)
         x = x.flatten(1)
     for fc in head.cls_fcs:
-        x = head.relu(fc(nnf.dropout(x, p, True)))
+        x = fully_connected(x, fc)
+    if not sampled:
+        x = x.unsqueeze(0).expand(samples, *x.shape).flatten(0, 1)
     return head.fc_cls(nnf.dropout(x, p, True)).view(samples, roi_feats.shape[0], -1)
