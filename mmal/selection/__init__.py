@@ -6,7 +6,7 @@ selectors (``TopK``, ``RandomSubsetTopK``, ``KCenterGreedy``, ``BADGE``, ``TypiC
 ``active_learning.selection``.
 """
 from .badge import BADGE
-from .base import Selector, random_subset, ranking_key
+from .base import FeatureSelector, Selector, random_subset, ranking_key
 from .batchbald import BatchBALD, batch_bald
 from .kcenter import KCenterGreedy, k_center_greedy
 from .kmeans import kmeans
@@ -15,6 +15,7 @@ from .probcover import ProbCover
 from .topk import RandomSubsetTopK, TopK, random_selection, random_subset_then_top_k, top_k
 from .typiclust import TypiClust
 
-__all__ = ['Selector', 'ranking_key', 'top_k', 'random_subset', 'random_selection', 'random_subset_then_top_k',
+__all__ = ['Selector', 'FeatureSelector', 'ranking_key', 'top_k', 'random_subset', 'random_selection',
+           'random_subset_then_top_k',
            'k_center_greedy', 'kmeans', 'batch_bald', 'TopK', 'RandomSubsetTopK', 'KCenterGreedy', 'BADGE',
            'TypiClust', 'ProbCover', 'BatchBALD', 'PowerSampling']

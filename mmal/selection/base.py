@@ -16,6 +16,8 @@ from typing import ClassVar, Dict, FrozenSet, List, Mapping, Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..scoring.outputs import FEATURES
+
 
 def ranking_key(scores: Tensor) -> Tensor:
     """Floating-point scores with every non-finite value (NaN, ±inf) moved below all finite ones,
@@ -129,3 +131,27 @@ class Selector:
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(subset_size={self.subset_size})'
+
+
+class FeatureSelector(Selector):
+    """Base of the coverage selectors: they read every image's ``features``, the labeled ones too.
+
+    Args:
+        normalize: L2-normalise the features before :meth:`select` uses them (:meth:`features`).
+        **kwargs: ``subset_size`` and ``seed`` of :class:`Selector`.
+    """
+    requires = frozenset({FEATURES})
+    uses_scores = False
+    needs_labeled = True
+
+    def __init__(self, normalize: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.normalize = normalize
+
+    def image_inputs(self, outputs: Mapping) -> Dict[str, Tensor]:
+        return {FEATURES: outputs[FEATURES].flatten(1).float()}
+
+    def features(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        """``[R, D]`` float features of every row, L2-normalised when ``normalize``."""
+        x = inputs[FEATURES].float()
+        return torch.nn.functional.normalize(x, dim=1) if self.normalize else x

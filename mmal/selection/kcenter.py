@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..registry import SELECTORS
 from ..scoring.outputs import FEATURES
-from .base import Selector, matvec
+from .base import FeatureSelector, matvec
 
 
 def k_center_greedy(features: Tensor,
@@ -88,7 +88,7 @@ def k_center_greedy(features: Tensor,
 
 
 @SELECTORS.register_module()
-class KCenterGreedy(Selector):
+class KCenterGreedy(FeatureSelector):
     """Core-set: k-center greedy on the adapter's image ``features``, labeled images as the
     initial centers (:func:`k_center_greedy`).
 
@@ -96,16 +96,10 @@ class KCenterGreedy(Selector):
         chunk_size: Labeled centers per distance block.
         **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
     """
-    requires = frozenset({FEATURES})
-    uses_scores = False
-    needs_labeled = True
 
     def __init__(self, chunk_size: int = 256, **kwargs) -> None:
         super().__init__(**kwargs)
         self.chunk_size = chunk_size
-
-    def image_inputs(self, outputs: Mapping) -> dict:
-        return {FEATURES: outputs[FEATURES].flatten(1).float()}
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
         return k_center_greedy(inputs[FEATURES], labeled, budget, chunk_size=self.chunk_size)

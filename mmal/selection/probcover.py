@@ -20,8 +20,7 @@ import torch
 from torch import Tensor
 
 from ..registry import SELECTORS
-from ..scoring.outputs import FEATURES
-from .base import Selector
+from .base import FeatureSelector
 from .kmeans import kmeans
 
 
@@ -84,7 +83,7 @@ def estimate_delta(x: Tensor, num_classes: int, purity: float, sample_size: int,
 
 
 @SELECTORS.register_module()
-class ProbCover(Selector):
+class ProbCover(FeatureSelector):
     """Maximum coverage of δ-balls around the picks and the labeled images (no scorer).
 
     Args:
@@ -96,27 +95,19 @@ class ProbCover(Selector):
         normalize: L2-normalise the features first.
         **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
     """
-    requires = frozenset({FEATURES})
-    uses_scores = False
-    needs_labeled = True
 
     def __init__(self, delta: Optional[float] = None, purity: float = 0.95, num_classes: int = 10,
                  sample_size: int = 2000, normalize: bool = True, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(normalize=normalize, **kwargs)
         if delta is not None and not delta > 0:
             raise ValueError(f'delta must be positive or None, got {delta!r}.')
         if not 0 < purity < 1:
             raise ValueError(f'purity must lie in (0, 1), got {purity!r}.')
         self.delta, self.purity, self.num_classes = delta, purity, num_classes
-        self.sample_size, self.normalize = sample_size, normalize
-
-    def image_inputs(self, outputs: Mapping) -> dict:
-        return {FEATURES: outputs[FEATURES].flatten(1).float()}
+        self.sample_size = sample_size
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
-        x = inputs[FEATURES].float()
-        if self.normalize:
-            x = torch.nn.functional.normalize(x, dim=1)
+        x = self.features(inputs)
         delta = self.delta
         if delta is None:
             delta = estimate_delta(x, self.num_classes, self.purity, self.sample_size, self.generator)

@@ -16,8 +16,7 @@ import torch
 from torch import Tensor
 
 from ..registry import SELECTORS
-from ..scoring.outputs import FEATURES
-from .base import Selector
+from .base import FeatureSelector
 from .kmeans import kmeans
 
 
@@ -50,7 +49,7 @@ def typicality(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
 
 
 @SELECTORS.register_module()
-class TypiClust(Selector):
+class TypiClust(FeatureSelector):
     """Typical images of uncovered clusters, for the low-budget regime (no scorer).
 
     Args:
@@ -61,23 +60,15 @@ class TypiClust(Selector):
         max_iters: Lloyd iterations of the k-means.
         **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
     """
-    requires = frozenset({FEATURES})
-    uses_scores = False
-    needs_labeled = True
 
     def __init__(self, max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20, normalize: bool = True,
                  max_iters: int = 30, **kwargs) -> None:
-        super().__init__(**kwargs)
+        super().__init__(normalize=normalize, **kwargs)
         self.max_clusters, self.min_cluster_size, self.k_nn = max_clusters, min_cluster_size, k_nn
-        self.normalize, self.max_iters = normalize, max_iters
-
-    def image_inputs(self, outputs: Mapping) -> dict:
-        return {FEATURES: outputs[FEATURES].flatten(1).float()}
+        self.max_iters = max_iters
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
-        x = inputs[FEATURES].float()
-        if self.normalize:
-            x = torch.nn.functional.normalize(x, dim=1)
+        x = self.features(inputs)
         available = ~labeled.clone()
         budget = min(budget, int(available.sum()))
         num_clusters = min(int(labeled.sum()) + budget, self.max_clusters)
