@@ -9,6 +9,7 @@ import torch
 from conftest import REPO
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_overlaps
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
@@ -16,7 +17,7 @@ from mmal.engine import build_method
 from mmal.models import DetectionAdapter
 from mmal.models.detection import find_family
 from mmal.models.detection.distributions import sigmoid_log_probs
-from mmal.models.detection.family import first_occurrence
+from mmal.models.detection.family import best_overlap, first_occurrence
 
 _spec = importlib.util.spec_from_file_location('support_matrix', osp.join(REPO, 'tools', 'support_matrix.py'))
 matrix = importlib.util.module_from_spec(_spec)
@@ -177,6 +178,20 @@ def test_two_stage_mc_dropout_runs_fc6_once_and_is_exact_without_dropout():
         assert sampled.shape == (4, len(source), head.num_classes + 1) and not torch.allclose(sampled[0], sampled[1])
         exact = family.mc_log_probs(p, image, source, 2, 0.0).exp()
         assert torch.allclose(exact[1], family.log_probs(p, image, source).exp(), atol=1e-5)
+
+
+def test_best_overlap_equals_the_full_iou_argmax():
+    g = torch.Generator().manual_seed(0)
+
+    def boxes(n, size):
+        xy = torch.rand(n, 2, generator=g) * 320
+        return torch.cat([xy, xy + torch.rand(n, 2, generator=g) * size + 1], 1)
+
+    for m, n, size in [(700, 900, 60), (40, 7, 3), (300, 500, 200), (1, 1, 5)]:
+        a, b = boxes(m, size), boxes(n, size)
+        b = torch.cat([b, b])  # exact ties: the lower index wins
+        full = bbox_overlaps(a, b).argmax(1)  # a row without any overlap: index 0
+        assert torch.equal(best_overlap(a, b), full)
 
 
 class StubFamily:

@@ -181,9 +181,12 @@ def flip_within_images(inputs: Tensor, widths: Sequence[int]) -> Tensor:
     return out
 
 
-def best_overlap(boxes: Tensor, candidates: Tensor, chunk: int = 256) -> Tensor:
-    """For each xyxy box, the index of the candidate it overlaps most (IoU), in row blocks that stay
-    in cache (five times faster than a full ``bbox_overlaps`` matrix with thousands of boxes).
+def best_overlap(boxes: Tensor, candidates: Tensor, chunk: int = 64) -> Tensor:
+    """For each xyxy box, the index of the candidate it overlaps most (IoU).
+
+    The boxes are taken in blocks of neighbours in x (sorted by their left edge), and each block is
+    compared only with the candidates whose x-extent meets the block's: the others have IoU 0. With
+    thousands of boxes this reads a fraction of the full ``[M, N]`` matrix, block by block in cache.
 
     Args:
         boxes: ``[M, 4]`` xyxy boxes.
@@ -191,19 +194,26 @@ def best_overlap(boxes: Tensor, candidates: Tensor, chunk: int = 256) -> Tensor:
         chunk: Boxes per block.
 
     Returns:
-        ``[M]`` int64 indices into ``candidates``; ties go to the lower index.
+        ``[M]`` int64 indices into ``candidates``; ties go to the lower index, and a box that
+        overlaps no candidate gets 0 (as ``argmax`` over a row of zeros).
     """
     area_c = (candidates[:, 2] - candidates[:, 0]) * (candidates[:, 3] - candidates[:, 1])
-    out = torch.empty(len(boxes), dtype=torch.long, device=boxes.device)
+    out = torch.zeros(len(boxes), dtype=torch.long, device=boxes.device)
+    order = boxes[:, 0].argsort()
     for start in range(0, len(boxes), chunk):
-        b = boxes[start:start + chunk]
+        rows = order[start:start + chunk]
+        b = boxes[rows]
+        near = ((candidates[:, 2] > b[:, 0].min()) & (candidates[:, 0] < b[:, 2].max())).nonzero().squeeze(1)
+        if len(near) == 0:
+            continue
+        c = candidates[near]
         area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-        w = (torch.minimum(b[:, None, 2], candidates[None, :, 2])
-             - torch.maximum(b[:, None, 0], candidates[None, :, 0])).clamp_(min=0)
-        h = (torch.minimum(b[:, None, 3], candidates[None, :, 3])
-             - torch.maximum(b[:, None, 1], candidates[None, :, 1])).clamp_(min=0)
+        w = (torch.minimum(b[:, None, 2], c[None, :, 2]) - torch.maximum(b[:, None, 0], c[None, :, 0])).clamp_(min=0)
+        h = (torch.minimum(b[:, None, 3], c[None, :, 3]) - torch.maximum(b[:, None, 1], c[None, :, 1])).clamp_(min=0)
         inter = w.mul_(h)
-        out[start:start + chunk] = (inter / (area_b[:, None] + area_c[None, :] - inter).clamp_(min=1e-6)).argmax(1)
+        iou = inter / (area_b[:, None] + area_c[near][None, :] - inter).clamp_(min=1e-6)
+        best, where = iou.max(1)
+        out[rows] = torch.where(best > 0, near[where], torch.zeros_like(where))
     return out
 
 
