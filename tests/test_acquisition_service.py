@@ -127,6 +127,11 @@ def test_random_needs_no_forward_pass_and_never_picks_an_unreadable_image():
     assert sorted(result.unreadable) == sorted(ranked[:3])
 
 
+def test_random_over_a_pool_of_only_unreadable_images_is_an_error():
+    with pytest.raises(UserError, match='none of the 36 candidate pool images could be read'):
+        run(dict(type='Random'), dict(type='TopK'), pool=ToyPool(unreadable=range(4, 40)))
+
+
 def test_unreadable_images_are_skipped_and_reported():
     result, _ = run(dict(type='Entropy'), None, pool=ToyPool(unreadable=[5, 6]))
     assert set(result.unreadable) == {5, 6} and 'FileNotFoundError' in result.unreadable[5]

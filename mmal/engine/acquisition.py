@@ -294,15 +294,15 @@ class AcquisitionService:
     def _select(self, pool, candidates: List[int], rows: List[int], scores: Optional[Tensor],
                 inputs: Dict[str, Tensor], unreadable: Dict[int, str], budget: int) -> AcquisitionResult:
         """Rank 0: drop unreadable rows, select, and (without a forward pass) check the picks can be read."""
-        if candidates and all(c in unreadable for c in candidates):
-            first = candidates[0]
-            raise UserError(f'none of the {len(candidates)} candidate pool images could be read (e.g. '
-                            f'{pool.get_data_info(first).get("img_path", first)}: {unreadable[first]}); check '
-                            'the pool\'s image files and paths.')
         if self.scorer is not None and self.selector.uses_scores and not self.scorer.requires:
             scores = self.scorer({'num_images': len(candidates)}).float()
-        labeled_rows = torch.tensor([r >= len(candidates) for r in range(len(rows))], dtype=torch.bool)
+        labeled_rows = torch.arange(len(rows)) >= len(candidates)
         while True:
+            if all(c in unreadable for c in candidates):
+                first = candidates[0]
+                raise UserError(f'none of the {len(candidates)} candidate pool images could be read (e.g. '
+                                f'{pool.get_data_info(first).get("img_path", first)}: {unreadable[first]}); check '
+                                'the pool\'s image files and paths.')
             keep = torch.tensor([i not in unreadable for i in rows], dtype=torch.bool)
             kept = keep.nonzero().squeeze(1)
             mask = labeled_rows[kept]
