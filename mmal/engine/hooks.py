@@ -115,8 +115,9 @@ class ActiveLearningHook(Hook):
         items = [dict(img_id=d['img_id'], img_path=d['img_path']) for d in self._listed_pool([]).data_list]
         train = training_images(runner)
         in_train = set(train)
-        labeled = [i for i, d in enumerate(items) if osp.realpath(d['img_path']) in in_train]
-        candidates = [i for i in range(len(items)) if i not in set(labeled)]
+        is_labeled = [osp.realpath(d['img_path']) in in_train for d in items]
+        labeled = [i for i, flag in enumerate(is_labeled) if flag]
+        candidates = [i for i, flag in enumerate(is_labeled) if not flag]
         in_training_set = len(labeled)
         if self.service.selector.needs_labeled:
             listed = {osp.realpath(d['img_path']) for d in items}
@@ -132,8 +133,7 @@ class ActiveLearningHook(Hook):
         if get_rank() != 0:
             return
         info = pool.get_data_info
-        selected = [dict(index=i, img_id=info(i)['img_id'], img_path=info(i)['img_path'],
-                         score=None if result.scores is None else score)
+        selected = [dict(index=i, img_id=info(i)['img_id'], img_path=info(i)['img_path'], score=score)
                     for i, score in zip(result.picks, result.scores or [None] * len(result.picks))]
         for i, err in result.unreadable.items():
             runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {info(i)["img_path"]}: {err}')
