@@ -1,4 +1,4 @@
 # Core-set: k-center greedy on the penultimate features of the whole pool.
 _base_ = './_base_/cifar10.py'
 
-active_learning = dict(scorer=dict(type='CoreSet'), selection=None)  # CoreSet's own: KCenterGreedy on the whole pool
+active_learning = dict(scorer=None, selection=dict(type='KCenterGreedy'))  # k-center greedy on the whole pool

@@ -24,3 +24,6 @@ SELECTORS = _OwnScopeRegistry('selector', scope='mmal', locations=['mmal.selecti
 
 #: Detector families for ``DetectionAdapter``: how a family runs, post-processes and is sampled.
 DETECTOR_FAMILIES = _OwnScopeRegistry('detector family', scope='mmal', locations=['mmal.models'])
+
+#: Hooks around the steps of an active-learning cycle (``active_learning.cycle_hooks``).
+CYCLE_HOOKS = _OwnScopeRegistry('cycle hook', scope='mmal', locations=['mmal.active'])

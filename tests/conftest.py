@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import os.path as osp
+import socket
+import subprocess
 import sys
 
 import pytest
@@ -72,13 +75,16 @@ def at_iteration(iteration: int, max_iters: int = 10 ** 7):
 
 
 def snapshot(folder):
-    """Every file under ``folder`` with its bytes and permissions (None when it does not exist)."""
+    """Every file under ``folder`` with its bytes and permissions (None when it does not exist); the
+    run's log (``al.log``), which records failed runs too, is left out."""
     if not osp.exists(folder):
         return None
     out = {}
     for root, _, files in os.walk(folder):
         for name in files:
             path = osp.join(root, name)
+            if osp.relpath(path, folder) == 'al.log':
+                continue
             with open(path, 'rb') as f:
                 out[osp.relpath(path, folder)] = (hashlib.sha256(f.read()).hexdigest(), os.stat(path).st_mode)
     return out
@@ -104,3 +110,66 @@ def fails(script, argv, capsys, *folders):
     assert len(lines) == 1 and err.endswith(lines[0]) and lines[0].startswith('error: '), err
     assert [snapshot(str(f)) for f in folders] == before
     return lines[0]
+
+
+# -- running the tools, as a user would ------------------------------------------------------------
+AL_TRAIN = osp.join(REPO, 'tools', 'al_train.py')
+
+
+def write_config(tmp_path, data_root, name='al.py', **al):
+    settings = dict(initial_labeled=8, budget=6, num_cycles=3, num_trials=1, batch_size=8,
+                    scorer=dict(type='Entropy'), adapter=dict(box_mode='anchors'))
+    settings.update(al)
+    text = f'''
+_base_ = {osp.join(REPO, 'configs', 'demo', 'ssd_toyvoc_al.py')!r}
+data_root = {data_root!r}
+train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+max_iters = 3
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+val_cfg = None  # the driver tests every cycle's model itself: no second evaluation inside training
+val_dataloader = None
+val_evaluator = None
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+log_level = 'WARNING'
+active_learning = {settings!r}
+'''
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+def al_train(config, work_dir, *extra, check=True):
+    proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(work_dir), '--no-progress', *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+def labeled_sets(work_dir, cycles=3):
+    out = []
+    for k in range(cycles):
+        with open(osp.join(work_dir, 'trial_0', f'cycle_{k}', 'labeled.json')) as f:
+            out.append(json.load(f)['indices'])
+    return out
+
+
+def indices(selection: dict) -> list:
+    """The pool indices of a selection record (``selected.json``, ``acquisition.json``), in pick order."""
+    return [p['index'] for p in selection['selected']]
+
+
+def scores(selection: dict) -> list:
+    """The scores of those picks."""
+    return [p['score'] for p in selection['selected']]
+
+
+def dist_train(config, work_dir, *extra):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PORT=str(port), OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    proc = subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(work_dir), '--no-progress',
+                           *extra], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return proc

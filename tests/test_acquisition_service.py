@@ -59,8 +59,8 @@ class FakeAdapter(BaseAdapter):
 
 def run(scorer, selection, pool=None, labeled=(0, 1, 2, 3), budget=5, seed=0, batch_size=4):
     SEEN.clear()
-    service = AcquisitionService(scorer, selection, dict(type='FakeAdapter'), seed=seed, batch_size=batch_size,
-                                 progress=False)
+    service = AcquisitionService(build_method(scorer, selection, seed=seed), dict(type='FakeAdapter'),
+                                 batch_size=batch_size, progress=False)
     pool = pool or ToyPool()
     return service.run(None, pool, list(labeled), budget), pool
 
@@ -84,7 +84,7 @@ def test_random_subset_scores_only_the_subset():
 
 
 def test_kcenter_reads_the_labeled_features_too_and_runs_k_center_greedy():
-    result, pool = run(dict(type='CoreSet', chunk_size=2), None)
+    result, pool = run(None, dict(type='KCenterGreedy', chunk_size=2))
     assert sorted(SEEN) == list(range(40)) and result.scores is None
     mask = torch.zeros(40, dtype=torch.bool)
     mask[:4] = True
@@ -156,11 +156,9 @@ def test_budget_larger_than_the_pool_takes_what_is_left():
 
 
 @pytest.mark.parametrize('scorer,selection,message', [
-    (dict(type='CoreSet'), dict(type='TopK'), 'selection TopK ranks scores but the run has the scorer CoreSet'),
+    (dict(type='CoreSet'), None, "CoreSet is a selection, not a scorer: use selection=dict"),
     (dict(type='Entropy'), dict(type='BADGE'), 'selection BADGE ranks no score, so the scorer Entropy would be'),
     (dict(type='Random'), 'coreset', 'selection KCenterGreedy ranks no score, so the scorer Random'),
-    (None, None, 'name a scorer'),
-    (None, dict(type='TopK'), 'selection TopK ranks scores but the run has no scorer'),
     (dict(type='Entropyy'), None, "unknown scorer 'Entropyy'; registered: BALD"),
     (dict(type='Entropy'), dict(type='TopKK'), "unknown selection 'TopKK'; registered: BADGE"),
     (dict(type='Entropy', aggregaton='max'), None, "unexpected keyword argument 'aggregaton'"),
@@ -172,8 +170,28 @@ def test_bad_combinations_are_one_sentence(scorer, selection, message):
         build_method(scorer, selection)
 
 
+@pytest.mark.parametrize('scorer,selection,want', [
+    (None, None, ('Random', 'TopK')),
+    (None, dict(type='PowerSampling'), ('Random', 'PowerSampling')),
+    (dict(type='Entropy'), None, ('Entropy', 'TopK')),
+    (None, 'random_subset_topk', ('Random', 'RandomSubsetTopK')),
+    (None, dict(type='BADGE'), (None, 'BADGE')),
+])
+def test_one_place_decides_the_defaults(scorer, selection, want):
+    method = build_method(scorer, selection)
+    assert (method.scorer_cfg and method.scorer_cfg['type'], method.selection_cfg['type']) == want
+    assert method.requires == (method.scorer.requires if method.scorer else frozenset()) | method.selector.requires
+
+
+def test_legacy_subset_size_is_folded_into_the_selection():
+    method = build_method(dict(type='Entropy'), 'random_subset_topk', subset_size=7)
+    assert method.selection_cfg == dict(type='RandomSubsetTopK', subset_size=7) and method.selector.subset_size == 7
+    with pytest.raises(UserError, match="subset_size only goes with selection='random_subset_topk'"):
+        build_method(dict(type='Entropy'), dict(type='TopK'), subset_size=7)
+
+
 def test_a_model_that_cannot_give_the_outputs_fails_before_scoring():
-    service = AcquisitionService(dict(type='Inconsistency'), None, dict(type='FakeAdapter'))
+    service = AcquisitionService(build_method(dict(type='Inconsistency')), dict(type='FakeAdapter'))
     with pytest.raises(UserError, match=r"Inconsistency cannot score NoneType: FakeAdapter on NoneType cannot "
                                         r"compute \['aug_probs'\]"):
         service.check_model(None)

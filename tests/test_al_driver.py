@@ -7,46 +7,8 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, fails, tool
+from conftest import AL_TRAIN, REPO, al_train, fails, indices, labeled_sets, scores, tool, write_config
 
-AL_TRAIN = osp.join(REPO, 'tools', 'al_train.py')
-
-def write_config(tmp_path, data_root, name='al.py', **al):
-    settings = dict(initial_labeled=8, budget=6, num_cycles=3, num_trials=1, batch_size=8,
-                    scorer=dict(type='Entropy'), adapter=dict(box_mode='anchors'))
-    settings.update(al)
-    text = f'''
-_base_ = {osp.join(REPO, 'configs', 'demo', 'ssd_toyvoc_al.py')!r}
-data_root = {data_root!r}
-train_dataloader = dict(batch_size=4, dataset=dict(data_root=data_root))
-test_dataloader = dict(dataset=dict(data_root=data_root))
-max_iters = 3
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-val_cfg = None  # the driver tests every cycle's model itself: no second evaluation inside training
-val_dataloader = None
-val_evaluator = None
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
-default_hooks = dict(checkpoint=dict(interval=max_iters))
-log_level = 'WARNING'
-active_learning = {settings!r}
-'''
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-def al_train(config, work_dir, *extra, check=True):
-    proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(work_dir), '--no-progress', *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-def labeled_sets(work_dir, cycles=3):
-    out = []
-    for k in range(cycles):
-        with open(osp.join(work_dir, 'trial_0', f'cycle_{k}', 'labeled.json')) as f:
-            out.append(json.load(f)['indices'])
-    return out
 
 def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
     config = write_config(tmp_path, toy_voc_root)
@@ -58,9 +20,9 @@ def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
     for k in range(2):
         cycle = first / 'trial_0' / f'cycle_{k}'
         selected = json.loads((cycle / 'selected.json').read_text())
-        assert not set(selected['indices']) & set(sets[k])  # only unlabeled images are picked
-        assert sorted(sets[k] + selected['indices']) == sets[k + 1]  # nothing lost, nothing twice
-        assert selected['scores'] == sorted(selected['scores'], reverse=True)
+        assert not set(indices(selected)) & set(sets[k])  # only unlabeled images are picked
+        assert sorted(sets[k] + indices(selected)) == sets[k + 1]  # nothing lost, nothing twice
+        assert scores(selected) == sorted(scores(selected), reverse=True)
         assert (cycle / 'metrics.json').is_file() and (cycle / 'model.pth').is_file()
     assert not (first / 'trial_0' / 'cycle_2' / 'selected.json').exists()  # no acquisition after the last
     rows = (first / 'results.csv').read_text().splitlines()
@@ -145,7 +107,7 @@ def test_random_subset_then_top_k_scores_only_the_subset(toy_voc_root, tmp_path)
     config = write_config(tmp_path, toy_voc_root, num_cycles=2, selection='random_subset_topk', subset_size=10)
     al_train(config, tmp_path / 'w')
     selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
-    assert selected['num_candidates'] == 10 and len(selected['indices']) == 6
+    assert selected['num_candidates'] == 10 and len(indices(selected)) == 6
 
 
 def test_unreadable_pool_image_is_skipped_named_and_recorded(tmp_path):
@@ -155,14 +117,14 @@ def test_unreadable_pool_image_is_skipped_named_and_recorded(tmp_path):
     root = generate_toy_voc(str(tmp_path / 'toy'), ToyVOCSpec(num_trainval=40, num_test=16, seed=1))
     initial = set(torch.randperm(40, generator=torch.Generator().manual_seed(0))[:8].tolist())
     broken = min(set(range(40)) - initial)
-    image = tmp_path / 'toy' / 'VOCdevkit' / 'VOC2007' / 'JPEGImages' / f'trainval_{broken:06d}.jpg'
+    image = tmp_path / 'toy' / 'VOCdevkit' / 'ToyVOC' / 'JPEGImages' / f'trainval_{broken:06d}.jpg'
     image.write_bytes(b'not a jpeg')
     config = write_config(tmp_path, root, num_cycles=2, budget=31)  # asks for every unlabeled image
     proc = al_train(config, tmp_path / 'w')
     assert 'skipped unreadable pool image' in proc.stdout and f'trainval_{broken:06d}.jpg' in proc.stdout
     selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
     assert [u['index'] for u in selected['unreadable']] == [broken]
-    assert broken not in selected['indices'] and len(selected['indices']) == 31
+    assert broken not in indices(selected) and len(indices(selected)) == 31
 
 
 def test_progress_bars_for_training_and_acquisition(toy_voc_root, tmp_path):

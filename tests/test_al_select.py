@@ -6,8 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import REPO
-from test_al_driver import al_train, write_config
+from conftest import REPO, al_train, write_config
 
 AL_SELECT = osp.join(REPO, 'tools', 'al_select.py')
 
@@ -17,7 +16,7 @@ def test_select_from_folder_and_list(toy_voc_root, tmp_path):
     al_train(config, tmp_path / 'run')
     ckpt = str(tmp_path / 'run' / 'trial_0' / 'cycle_0' / 'model.pth')
     folder = tmp_path / 'mine'
-    shutil.copytree(osp.join(toy_voc_root, 'VOC2007', 'JPEGImages'), folder)
+    shutil.copytree(osp.join(toy_voc_root, 'ToyVOC', 'JPEGImages'), folder)
     (folder / 'zz_broken.jpg').write_bytes(b'garbage')
 
     def run(pool, out, *extra):
@@ -33,7 +32,7 @@ def test_select_from_folder_and_list(toy_voc_root, tmp_path):
     scores = [float(r['score']) for r in rows]
     assert scores == sorted(scores, reverse=True) and all(osp.isfile(r['img_path']) for r in rows)
 
-    proc = run(osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt'), tmp_path / 'next.json',
+    proc = run(osp.join(toy_voc_root, 'ToyVOC', 'ImageSets', 'Main', 'test.txt'), tmp_path / 'next.json',
                '--scorer', 'VariationRatio')
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / 'next.json').read_text())

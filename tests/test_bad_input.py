@@ -17,8 +17,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, fails, tool
-from test_al_driver import AL_TRAIN, al_train, write_config
+from conftest import AL_TRAIN, REPO, al_train, fails, tool, write_config
 
 from mmal.active.state import RunState
 from mmal.datasets import ToyVOCSpec, generate_toy_voc
@@ -75,7 +74,7 @@ def test_trusting_a_checkpoint_is_explicit(trained, tmp_path, capsys):
     state['meta']['when'] = __import__('datetime').date(2026, 1, 1)  # harmless, but not a weights type
     torch.save(state, odd)
     out = tmp_path / 'o.json'
-    argv = [config, odd, '--pool', osp.join(root, 'VOC2007', 'ImageSets', 'Main', 'test.txt'), '--budget', 2,
+    argv = [config, odd, '--pool', osp.join(root, 'ToyVOC', 'ImageSets', 'Main', 'test.txt'), '--budget', 2,
             '--out', out]
     assert 'holds datetime.date' in fails(al_select, argv, capsys)
     assert al_select.main([str(a) for a in argv] + ['--trust-checkpoint']) == 0 and out.is_file()
@@ -101,7 +100,7 @@ def test_a_crafted_cifar_batch_is_refused_and_runs_nothing(tmp_path, capsys):
 # -- 2. no silent wrong answers --------------------------------------------------------------------
 def test_a_checkpoint_of_another_model_or_class_count_is_an_error(trained, tmp_path, capsys):
     config, ckpt, root = trained
-    pool = osp.join(root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')
+    pool = osp.join(root, 'ToyVOC', 'ImageSets', 'Main', 'test.txt')
     other = tmp_path / 'three_classes.py'
     other.write_text(f'_base_ = {config!r}\nmodel = dict(bbox_head=dict(num_classes=3))\n')
     err = fails(al_select, [other, ckpt, '--pool', pool, '--budget', 2, '--out', tmp_path / 'o.csv'], capsys)
@@ -206,7 +205,7 @@ def test_resume_removes_interrupted_temp_files_and_files_get_normal_permissions(
 
 # -- 5. data errors name the file ------------------------------------------------------------------
 def test_a_malformed_annotation_names_the_file(toy_root, tmp_path, capsys):
-    broken = osp.join(toy_root, 'VOC2007', 'Annotations', 'trainval_000003.xml')
+    broken = osp.join(toy_root, 'ToyVOC', 'Annotations', 'trainval_000003.xml')
     with open(broken, 'w') as f:
         f.write('<annotation><object>')
     err = fails(al_train_tool, [write_config(tmp_path, toy_root), '--work-dir', tmp_path / 'w'], capsys)
@@ -215,7 +214,7 @@ def test_a_malformed_annotation_names_the_file(toy_root, tmp_path, capsys):
 
 def test_an_unreadable_training_image_names_the_file(toy_root, tmp_path, capsys):
     config = write_config(tmp_path, toy_root, initial_labeled=40, num_cycles=1)  # every image is trained on
-    image = osp.join(toy_root, 'VOC2007', 'JPEGImages', 'trainval_000005.jpg')
+    image = osp.join(toy_root, 'ToyVOC', 'JPEGImages', 'trainval_000005.jpg')
     with open(image, 'wb') as f:
         f.write(b'not a jpeg')
     err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w', '--no-progress'], capsys)

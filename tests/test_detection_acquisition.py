@@ -122,24 +122,25 @@ def test_entropy_scores_match_manual_reduction(ssd):
     assert torch.allclose(scores, per_image)
 
 
-def _run_with_hook(cfg, work_dir, scorer, budget=6, **adapter):
+def _run_with_hook(cfg, work_dir, scorer, budget=6, selection=None, **adapter):
     cfg.custom_hooks = [dict(type='ActiveLearningHook', pool=cfg.pool_list, budget=budget, scorer=scorer,
-                             adapter=adapter, progress=False)]
+                             selection=selection, adapter=adapter, progress=False)]
     Runner.from_cfg(cfg).train()
     with open(osp.join(work_dir, 'acquisition.json')) as f:
         return json.load(f)
 
 
-@pytest.mark.parametrize('scorer', [dict(type='Entropy'), dict(type='CoreSet'), dict(type='Random', seed=1)])
-def test_hook_on_toy_ssd(toy_voc_root, tmp_path, scorer):
+@pytest.mark.parametrize('scorer,selection', [(dict(type='Entropy'), None), (None, dict(type='KCenterGreedy')),
+                                              (dict(type='Random', seed=1), None)])
+def test_hook_on_toy_ssd(toy_voc_root, tmp_path, scorer, selection):
     cfg = toy_ssd_cfg(toy_voc_root, str(tmp_path), epochs=1)
-    cfg.pool_list = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')  # 16 unlabeled images
-    result = _run_with_hook(cfg, str(tmp_path), scorer, box_mode='anchors')
+    cfg.pool_list = osp.join(toy_voc_root, 'ToyVOC', 'ImageSets', 'Main', 'test.txt')  # 16 unlabeled images
+    result = _run_with_hook(cfg, str(tmp_path), scorer, selection=selection, box_mode='anchors')
     picks = result['selected']
     assert result['pool_size'] == 16 and len(picks) == 6
     assert len({p['index'] for p in picks}) == 6 and all(osp.isfile(p['img_path']) for p in picks)
     assert all(p['img_id'].startswith('test_') for p in picks)  # core-set never picks a labeled image
-    if scorer['type'] != 'CoreSet':
+    if scorer is not None:
         scores = [p['score'] for p in picks]
         assert scores == sorted(scores, reverse=True)
 
@@ -153,7 +154,7 @@ def test_hook_on_mmdet_retinanet(toy_voc_root, tmp_path):
     cfg.train_dataloader.batch_size = 8
     cfg.train_cfg.max_epochs = cfg.train_cfg.val_interval = 1
     cfg.log_level = 'WARNING'
-    cfg.pool_list = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')
+    cfg.pool_list = osp.join(toy_voc_root, 'ToyVOC', 'ImageSets', 'Main', 'test.txt')
     result = _run_with_hook(cfg, str(tmp_path), dict(type='Entropy'), box_mode='detections', score_thr=0.05)
     assert result['pool_size'] == 16 and len(result['selected']) == 6
 

@@ -71,8 +71,8 @@ def test_detections_are_exactly_the_models_predict(name):
 @pytest.mark.parametrize('name', list(matrix.FAMILIES))
 def test_every_method_scores_every_family(name, method):
     model = family_model(name)
-    scorer, selector = build_method(*matrix.METHODS[method])
-    requires = (scorer.requires if selector.uses_scores else frozenset()) | selector.requires
+    built = build_method(*matrix.METHODS[method])
+    scorer, selector, requires = built.scorer, built.selector, built.requires
     adapter = DetectionAdapter(model, requires | ({'probs'} - {'features'} if method != 'CoreSet' else set()))
     out = adapter(batch())
     assert out['num_images'] == 2

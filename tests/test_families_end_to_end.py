@@ -7,11 +7,10 @@ import sys
 import types
 
 import pytest
-from conftest import REPO
+from conftest import REPO, al_train, indices, labeled_sets
 from mmengine.config import Config
 from mmengine.hooks import EMAHook
 from mmengine.runner import Runner
-from test_al_driver import al_train, labeled_sets
 
 from mmal.engine import scoring_model
 from mmal.errors import UserError
@@ -64,13 +63,13 @@ def test_al_train_runs_every_family(toy_voc_root, tmp_path, name):
     assert '[al] trial 0 cycle 1: 14 labeled' in proc.stdout
     sets = labeled_sets(tmp_path / 'w', cycles=2)
     selected = json.loads((tmp_path / 'w' / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
-    assert len(selected['indices']) == 6 and not set(selected['indices']) & set(sets[0])
-    assert sorted(sets[0] + selected['indices']) == sets[1]
+    assert len(indices(selected)) == 6 and not set(indices(selected)) & set(sets[0])
+    assert sorted(sets[0] + indices(selected)) == sets[1]
 
 
 @pytest.mark.parametrize('name', list(EXAMPLES))
 def test_hook_never_scores_training_images(toy_voc_root, tmp_path, name):
-    main = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main')
+    main = osp.join(toy_voc_root, 'ToyVOC', 'ImageSets', 'Main')
     pool = osp.join(main, 'trainval_and_test.txt')  # the training images and the 16 test images together
     with open(pool, 'w') as f:
         f.write(open(osp.join(main, 'trainval.txt')).read() + open(osp.join(main, 'test.txt')).read())

@@ -11,7 +11,7 @@ from mmal.fileio import atomic_write_json
 
 
 def test_voc_list_coco_json_folder_and_paths(toy_voc_root, tmp_path):
-    voc = osp.join(toy_voc_root, 'VOC2007')
+    voc = osp.join(toy_voc_root, 'ToyVOC')
     from_list = ImagePoolDataset(pool=osp.join(voc, 'ImageSets', 'Main', 'test.txt'))
     assert len(from_list) == 16
     first = from_list.get_data_info(0)

@@ -106,7 +106,7 @@ def test_llal_trains_and_selects_through_the_hook(toy_voc_root, tmp_path):
 
     from mmengine.runner import Runner
     cfg = toy_ssd_cfg(toy_voc_root, str(tmp_path), epochs=1, config=LLAL_CONFIG)
-    pool = osp.join(toy_voc_root, 'VOC2007', 'ImageSets', 'Main', 'test.txt')
+    pool = osp.join(toy_voc_root, 'ToyVOC', 'ImageSets', 'Main', 'test.txt')
     cfg.custom_hooks = [dict(type='ActiveLearningHook', pool=pool, budget=5, scorer=dict(type='LossPrediction'),
                              progress=False)]
     runner = Runner.from_cfg(cfg)

@@ -8,7 +8,7 @@ from mmal.scoring.scorers import Scorer
 
 ALL = {'Random': frozenset(), 'Entropy': {'probs'}, 'VariationRatio': {'probs'}, 'Margin': {'probs'},
        'BALD': {'mc_probs'}, 'MCVariationRatio': {'mc_probs'}, 'Consistency': {'log_probs', 'flip_log_probs'},
-       'LossPrediction': {'pred_loss'}, 'CoreSet': {'features'}}
+       'LossPrediction': {'pred_loss'}}
 
 
 def _outputs(seed=0, boxes=9, images=4, classes=5, samples=6):
@@ -90,14 +90,7 @@ def test_random_is_seeded():
     assert not torch.equal(first, a({'num_images': 20}))  # the stream moves on
 
 
-def test_select_ranks_and_survives_non_finite_scores():
-    scorer = SCORERS.build(dict(type='Entropy'))
-    with pytest.warns(RuntimeWarning, match='1 of 4'):
-        assert scorer.select(torch.tensor([0.1, float('nan'), 0.7, 0.3]), 2).tolist() == [2, 3]
-
-
-def test_coreset_selects_by_k_center_on_features():
-    scorer = SCORERS.build(dict(type='CoreSet'))
-    features = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [10.0, 0.0], [0.0, 0.2]])
-    labeled = torch.tensor([True, False, False, False, False])
-    assert scorer.select(scorer({'features': features, 'num_images': 5}), 2, labeled=labeled).tolist() == [3, 2]
+def test_scorers_only_score_selection_lives_in_selectors():
+    assert 'CoreSet' not in SCORERS.module_dict
+    for name in SCORERS.module_dict:
+        assert not hasattr(SCORERS.get(name), 'select'), name

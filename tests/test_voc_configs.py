@@ -9,8 +9,8 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 
+from mmal.engine import build_method
 from mmal.models import DetectionAdapter
-from mmal.registry import SCORERS
 
 METHODS = ['random', 'entropy', 'var_ratio', 'bald', 'coreset', 'llal', 'consistency']
 
@@ -32,16 +32,17 @@ def test_config_builds_scores_a_batch_offline(method):
     assert pool.type == 'ConcatDataset' and [d.ann_file for d in pool.datasets] == [
         'VOC2007/ImageSets/Main/trainval.txt', 'VOC2012/ImageSets/Main/trainval.txt']
 
-    scorer = SCORERS.build(al.scorer)
+    method = build_method(al.scorer, al.get('selection'))
     cfg.model.backbone.init_cfg = None  # no download
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()  # L2Norm's scale is torch.empty until initialised
     model.eval()
-    adapter = DetectionAdapter(model, scorer.requires, **{**al.get('adapter', {}), 'score_thr': 0.0,
+    adapter = DetectionAdapter(model, method.requires, **{**al.get('adapter', {}), 'score_thr': 0.0,
                                                           'max_per_img': 20, 'mc_samples': 2})
     meta = dict(img_shape=(300, 300), ori_shape=(300, 300), scale_factor=(1.0, 1.0))
     batch = dict(inputs=[torch.randint(0, 256, (3, 300, 300), dtype=torch.uint8)],
                  data_samples=[DetDataSample(metainfo=meta)])
-    values = scorer(adapter(batch))
+    out = adapter(batch)
+    values = method.scorer(out) if method.scorer else method.selector.image_inputs(out)['features']
     assert values.shape[0] == 1 and torch.isfinite(values).all()

@@ -4,7 +4,8 @@
                               [--scorer NAME] [--selection NAME] [--trust-checkpoint]
 
 POOL is a VOC ImageSets list, a COCO json or a folder of images. The scorer and selection are the
-config's ``active_learning`` ones unless --scorer / --selection name others. The checkpoint must
+config's ``active_learning`` ones unless --scorer or --selection is given: then the method is the
+one those flags name (a flag left out takes the default of ``mmal.engine.build_method``). The checkpoint must
 be one of the config's model (loaded strictly: a checkpoint of another model or class count is an
 error); it is loaded without running code from it unless --trust-checkpoint is given. FILE ends
 in .csv or .json; it lists rank, image id, path and score of the N images to label next.
@@ -22,13 +23,15 @@ from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
-from mmal import compat
+from mmal import checkpoint as checkpoints
 from mmal.cli import load_config, run_tool
 from mmal.datasets import ImagePoolDataset
-from mmal.engine import AcquisitionService
+from mmal.engine import AcquisitionService, build_method
+from mmal.engine.acquisition import selection_record
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
 from mmal.fileio import atomic_write_json, atomic_write_text
+from mmal.records import Selection
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--budget', type=int, required=True, help='how many images to select')
     parser.add_argument('--out', required=True, help='output file, .csv or .json')
     parser.add_argument('--scorer', help='scorer name, e.g. Entropy (default: the config\'s)')
-    parser.add_argument('--selection', help='selector name, e.g. BADGE (default: the config\'s, or the scorer\'s)')
+    parser.add_argument('--selection', help='selector name, e.g. BADGE (default: the config\'s; TopK with --scorer)')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='unpickle the checkpoint fully (it may run code: only for files you trust)')
@@ -53,7 +56,7 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     Raises:
         UserError: The checkpoint is not of this model (names what does not fit).
     """
-    checkpoint = compat.load_local_checkpoint(path, map_location='cpu')
+    checkpoint = checkpoints.load_local_checkpoint(path, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f'{path} holds no model weights (no state_dict of tensors); pass a checkpoint saved by '
@@ -74,7 +77,7 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def select(args) -> dict:
+def select(args: argparse.Namespace) -> Selection:
     if not args.out.endswith(('.csv', '.json')):
         raise UserError(f'--out {args.out} must end in .csv or .json.')
     if args.budget < 1:
@@ -82,15 +85,15 @@ def select(args) -> dict:
     if args.batch_size < 1:
         raise UserError(f'--batch-size must be a positive number of images, got {args.batch_size}.')
     cfg = load_config(args.config)
-    compat.trust_checkpoints(args.trust_checkpoint)
-    al = cfg.get('active_learning', {})
-    scorer = dict(type=args.scorer) if args.scorer else al.get('scorer')
-    selection = dict(type=args.selection) if args.selection else al.get('selection')
-    if args.scorer and not args.selection:
-        selection = None  # the named scorer's own default
-    if scorer is None and selection is None:
-        raise UserError('the config has no active_learning.scorer; name one with --scorer (e.g. --scorer Entropy).')
-    service = AcquisitionService(scorer, selection, al.get('adapter'), batch_size=args.batch_size)
+    checkpoints.trust_checkpoints(args.trust_checkpoint)
+    al = cfg.get('active_learning') or {}
+    if args.scorer or args.selection:
+        method = build_method(dict(type=args.scorer) if args.scorer else None,
+                              dict(type=args.selection) if args.selection else None, where='--')
+    else:
+        method = build_method(al.get('scorer'), al.get('selection'), subset_size=al.get('subset_size'),
+                              where='active_learning.')
+    service = AcquisitionService(method, al.get('adapter'), batch_size=args.batch_size)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if hasattr(cfg.model, 'backbone') and cfg.model.backbone.get('init_cfg'):
         cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
@@ -104,25 +107,22 @@ def select(args) -> dict:
         print(f'budget {args.budget} exceeds the {len(dataset)} pool images; taking all readable ones.',
               file=sys.stderr)
     result = service.run(model, dataset, labeled=[], budget=args.budget)
-    info = dataset.get_data_info
-    picks = [dict(rank=rank, img_id=str(info(i)['img_id']), img_path=info(i)['img_path'],
-                  score=None if result.scores is None else result.scores[rank - 1])
-             for rank, i in enumerate(result.picks, 1)]
-    skipped = [dict(img_path=info(i)['img_path'], error=e) for i, e in result.unreadable.items()]
-    for s in skipped:
-        print(f'skipped unreadable image {s["img_path"]}: {s["error"]}', file=sys.stderr)
-    return dict(scorer=scorer, selection=type(service.selector).__name__, pool=args.pool, pool_size=len(dataset),
-                budget=args.budget, selected=picks, unreadable=skipped)
+    record = selection_record(result, dataset, method, args.budget, pool=args.pool, pool_size=len(dataset))
+    for image in record.unreadable:
+        print(f'skipped unreadable image {image.img_path}: {image.error}', file=sys.stderr)
+    return record
 
 
-def write(result: dict, out: str) -> None:
+def write(record: Selection, out: str) -> None:
+    """The selection as JSON (:class:`~mmal.records.Selection`) or as CSV: rank, image id, path, score."""
     if out.endswith('.json'):
-        atomic_write_json(out, result)
+        atomic_write_json(out, record.to_json())
         return
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=['rank', 'img_id', 'img_path', 'score'], lineterminator='\n')
     writer.writeheader()
-    writer.writerows(result['selected'])
+    writer.writerows(dict(rank=rank, img_id=p.img_id, img_path=p.img_path, score=p.score)
+                     for rank, p in enumerate(record.selected, 1))
     atomic_write_text(out, buffer.getvalue())
 
 
@@ -130,10 +130,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def run() -> int:
-        result = select(args)
-        write(result, args.out)
-        print(f'selected {len(result["selected"])} of {result["pool_size"]} images with {result["selection"]}'
-              f'{" + " + result["scorer"]["type"] if result["scorer"] else ""}; written to {args.out}')
+        record = select(args)
+        write(record, args.out)
+        method = record.selection['type'] + (f' + {record.scorer["type"]}' if record.scorer else '')
+        print(f'selected {len(record.selected)} of {record.context["pool_size"]} images with {method}; written to '
+              f'{args.out}')
         return 0
 
     return run_tool(run)

@@ -16,7 +16,7 @@ import sys
 from mmengine.config import DictAction
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
-from mmal import compat
+from mmal import checkpoint, dist
 from mmal.active import ActiveLearningLoop
 from mmal.cli import load_config, run_tool
 from mmal.report import read_run, write_report
@@ -41,9 +41,9 @@ def main(argv=None) -> int:
 
     def run() -> int:
         cfg = load_config(args.config, args.cfg_options)
-        compat.trust_checkpoints(args.trust_checkpoint)
+        checkpoint.trust_checkpoints(args.trust_checkpoint)
         if args.launcher != 'none':
-            compat.init_dist(args.launcher)  # gloo without CUDA, nccl with it; each cycle's Runner finds it ready
+            dist.init_dist(args.launcher)  # gloo without CUDA, nccl with it; each cycle's Runner finds it ready
         loop = ActiveLearningLoop(cfg, work_dir, resume=args.resume, launcher=args.launcher,
                                   progress=not args.no_progress)
         loop.run()

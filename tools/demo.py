@@ -20,7 +20,7 @@ from mmengine.config import Config
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal.active import ActiveLearningLoop
-from mmal.datasets import generate_toy_voc, toy_voc_exists
+from mmal.datasets import ToyVOCSpec, generate_toy_voc, toy_voc_exists
 from mmal.errors import UserError
 from mmal.report import read_run, write_report
 
@@ -45,7 +45,7 @@ def main() -> None:
                         help='where the toy VOC set is (made there when missing)')
     args = parser.parse_args()
 
-    if not toy_voc_exists(args.toy_root):
+    if not toy_voc_exists(args.toy_root, ToyVOCSpec()):
         print(f'[demo] generating the toy VOC dataset in {args.toy_root}')
     data_root = generate_toy_voc(args.toy_root)
     start = time.time()

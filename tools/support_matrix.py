@@ -42,7 +42,7 @@ METHODS = {
     'Margin': (dict(type='Margin'), None),
     'BALD': (dict(type='BALD'), None),
     'Consistency': (dict(type='Consistency'), None),
-    'CoreSet': (dict(type='CoreSet'), None),
+    'CoreSet': (None, dict(type='KCenterGreedy')),
     'BADGE': (None, dict(type='BADGE')),
 }
 

@@ -3,7 +3,7 @@
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--cfg-options k=v ...]
     python -m torch.distributed.run --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch
 
-Without CUDA a multi-process run uses the gloo backend (see mmal.compat).
+Without CUDA a multi-process run uses the gloo backend (see mmal.dist).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
-from mmal import compat
+from mmal import dist
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,9 +37,9 @@ def main(argv=None) -> None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.resume = args.resume
-    compat.distributed_cfg(cfg, args.launcher)
+    dist.distributed_cfg(cfg, args.launcher)
     if args.launcher != 'none':
-        compat.init_dist(args.launcher, backend=cfg.env_cfg.dist_cfg.get('backend'))
+        dist.init_dist(args.launcher, backend=cfg.env_cfg.dist_cfg.get('backend'))
     runner = Runner.from_cfg(cfg)
     runner.train()
 

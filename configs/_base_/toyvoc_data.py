@@ -22,17 +22,17 @@ toy_test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
 ]
 toy_voc = dict(type='VOCDataset', data_root=toy_data_root, metainfo=dict(classes=toy_classes),
-               data_prefix=dict(sub_data_root='VOC2007/'))
+               data_prefix=dict(sub_data_root='ToyVOC/'))
 toy_train_dataloader = dict(
     _delete_=True, batch_size=16, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='AspectRatioBatchSampler'),
-    dataset=dict(**toy_voc, ann_file='VOC2007/ImageSets/Main/trainval.txt',
+    dataset=dict(**toy_voc, ann_file='ToyVOC/ImageSets/Main/trainval.txt',
                  filter_cfg=dict(filter_empty_gt=True, min_size=4), pipeline=toy_train_pipeline))
 toy_val_dataloader = dict(
     _delete_=True, batch_size=32, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(**toy_voc, ann_file='VOC2007/ImageSets/Main/test.txt', test_mode=True,
+    dataset=dict(**toy_voc, ann_file='ToyVOC/ImageSets/Main/test.txt', test_mode=True,
                  pipeline=toy_test_pipeline))
 toy_val_evaluator = dict(_delete_=True, type='VOCMetric', metric='mAP', eval_mode='11points')
 # Test reads what val reads; own copies, since merging consumes each dict's _delete_.

@@ -15,7 +15,7 @@ model = dict(
 
 custom_hooks = [
     dict(type='ActiveLearningHook',
-         pool='data/toy_voc/VOCdevkit/VOC2007/ImageSets/Main/trainval.txt',
+         pool='data/toy_voc/VOCdevkit/ToyVOC/ImageSets/Main/trainval.txt',
          budget=50,
          scorer=dict(type='Entropy', aggregation='max'),
          adapter=dict(box_mode='detections', score_thr=0.3))

@@ -1,6 +1,8 @@
-"""The active-learning driver: settings, crash-safe run state, the cycle loop."""
+"""The active-learning driver: settings, crash-safe run state, runner configs, cycle hooks, the loop."""
+from .cycle_hooks import CycleHook, CycleLogHook, ResultsTableHook, ScalarsHook
 from .loop import ActiveLearningLoop
 from .settings import ALSettings
 from .state import RunState
 
-__all__ = ['ActiveLearningLoop', 'ALSettings', 'RunState']
+__all__ = ['ActiveLearningLoop', 'ALSettings', 'RunState', 'CycleHook', 'CycleLogHook', 'ResultsTableHook',
+           'ScalarsHook']

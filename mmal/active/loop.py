@@ -1,75 +1,40 @@
-"""The active-learning driver: trials of train -> evaluate -> acquire cycles, crash-safe."""
+"""The active-learning driver: trials of train -> evaluate -> acquire cycles, crash-safe.
+
+:class:`ActiveLearningLoop` keeps the sequence of the cycle and nothing else: each cycle's
+runner config comes from :mod:`~mmal.active.runner_config`, the work dir and its files from
+:mod:`~mmal.active.state`, the method from :func:`~mmal.engine.method.build_method`, and messages,
+tables and scalars from the cycle hooks (:mod:`~mmal.active.cycle_hooks`).
+"""
 from __future__ import annotations
 
 import copy
 import gc
-import os
+import logging
 import os.path as osp
 import shutil
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
-from mmdet.registry import DATASETS, MODELS
+from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.dist import barrier, broadcast_object_list, get_rank, get_world_size
-from mmengine.registry import VISBACKENDS, init_default_scope
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from .. import compat
 from ..datasets.errors import build_dataset
-from ..engine.acquisition import AcquisitionService, is_unreadable
+from ..datasets.unreadable import is_unreadable
+from ..engine.acquisition import AcquisitionService, selection_record
 from ..engine.hooks import scoring_model, scoring_pipeline
 from ..errors import UserError
 from ..fileio import commit, temp_path
-from ..report import Run, choose_metric, markdown_table, summarise
+from ..records import CycleMetrics, LabeledSet, Selection
+from ..registry import CYCLE_HOOKS
+from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
+from .runner_config import cycle_config, data_roots, with_pipeline
 from .settings import ALSettings
 from .state import RunState
-
-VOC_LAYOUT = ('VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main/trainval.txt,test.txt} '
-              '(and VOC2012 likewise for VOC07+12; PASCAL VOC is at host.robots.ox.ac.uk/pascal/VOC)')
-
-
-def with_pipeline(dataset_cfg: dict, pipeline: list) -> dict:
-    """A copy of a dataset config whose (nested) datasets all use ``pipeline``."""
-    cfg = copy.deepcopy(dataset_cfg)
-    if 'datasets' in cfg:
-        cfg['datasets'] = [with_pipeline(d, pipeline) for d in cfg['datasets']]
-    elif 'dataset' in cfg:
-        cfg['dataset'] = with_pipeline(cfg['dataset'], pipeline)
-    else:
-        cfg['pipeline'] = pipeline
-    return cfg
-
-
-def data_roots(dataset_cfg: dict) -> List[Tuple[str, str]]:
-    """``(data_root, expected layout)`` of every leaf of a (nested) dataset config."""
-    if 'datasets' in dataset_cfg:
-        return [r for d in dataset_cfg['datasets'] for r in data_roots(d)]
-    if 'dataset' in dataset_cfg:
-        return data_roots(dataset_cfg['dataset'])
-    if not dataset_cfg.get('data_root'):
-        return []
-    cls = DATASETS.get(dataset_cfg['type']) if isinstance(dataset_cfg.get('type'), str) else dataset_cfg.get('type')
-    hint = cls.layout_hint() if hasattr(cls, 'layout_hint') else VOC_LAYOUT
-    return [(dataset_cfg['data_root'], hint)]
-
-
-class CycleConfig(Config):
-    """A cycle's config, whose text is formatted once.
-
-    mmengine formats the whole config with yapf (about 0.4 s) on every dump, log line and
-    checkpoint: seven times per cycle. A cycle's config does not change once its runner exists, so
-    the first formatting is kept.
-    """
-
-    @property
-    def pretty_text(self) -> str:
-        text = self.__dict__.get('_mmal_text')  # (Config stores plain attributes in the config itself)
-        if text is None:
-            text = super().pretty_text
-            object.__setattr__(self, '_mmal_text', text)
-        return text
 
 
 def check_checkpoint(path: str, fix: str) -> None:
@@ -106,12 +71,17 @@ class ActiveLearningLoop:
                             'its batches come from an endless stream of labeled and unlabeled images.')
         init_default_scope(cfg.get('default_scope', 'mmdet'))  # the pool is built before any Runner
         self.state = RunState(work_dir)
-        self.pool_cfg = cfg.train_dataloader.dataset.to_dict()
+        self.pool_cfg: Dict[str, Any] = cfg.train_dataloader.dataset.to_dict()
         for root, layout in data_roots(self.pool_cfg) + data_roots(dict(cfg.test_dataloader.dataset)):
             if not osp.isdir(root):
                 raise UserError(f'the data root {root} does not exist; put the dataset there in the layout '
                                 f'{layout} or point data_root elsewhere with --cfg-options.')
         self.is_main = get_rank() == 0
+        self.hooks: List[CycleHook] = sorted(
+            (CYCLE_HOOKS.build(dict(h)) for h in list(DEFAULT_CYCLE_HOOKS) + list(self.al.cycle_hooks)),
+            key=lambda hook: hook.priority)
+        self.logger = MMLogger.get_instance(f'mmal-al-{id(self)}', logger_name='mmal', log_level='INFO')
+        self._scoring_pool: Any = None
 
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> List[Dict]:
@@ -123,12 +93,9 @@ class ActiveLearningLoop:
         """
         self.pool = build_dataset(self.pool_cfg)  # a pool that cannot be read stops the run before any write
         self.al.initial_count(len(self.pool))
-        service = self._service(0, 0)
-        service.check_model(MODELS.build(copy.deepcopy(self.cfg.model)))
-        cfg_dict = self.cfg.to_dict()
-        self._on_main(lambda: self._claim_work_dir(cfg_dict))
+        self._service(0, 0).check_model(MODELS.build(copy.deepcopy(self.cfg.model)))
+        self._on_main(self._claim_work_dir)
         try:
-            self._scoring_pool = None
             rows: List[Dict] = []
             for trial in range(self.al.num_trials):
                 self.run_trial(trial)
@@ -136,23 +103,27 @@ class ActiveLearningLoop:
             return rows
         finally:
             self.state.unlock()
+            self.close_logger()
 
-    def _claim_work_dir(self, cfg_dict: dict) -> None:
-        """Rank 0: lock the work dir, check it may be used, then record the config."""
-        existed = osp.isdir(self.work_dir)
-        self.state.lock()
-        try:
-            self.state.check_work_dir(cfg_dict, self.resume)
-        except BaseException:
-            self.state.unlock()
-            if not existed:
-                os.rmdir(self.work_dir)
-            raise
-        for path in self.state.remove_stale_temp_files():
-            print(f'[al] removed {path}, left by an interrupted write')
-        self.state.record_config(cfg_dict, self.cfg.filename or '<config>', metric=self.al.metric,
-                                 scorer=(self.al.scorer or {}).get('type') or
-                                 (self.al.selection or {}).get('type', 'selection'))
+    def close_logger(self) -> None:
+        """Close the loop's log (stream and ``al.log``) and forget the logger instance."""
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+            handler.close()
+        MMLogger._instance_dict.pop(self.logger.instance_name, None)
+
+    def _claim_work_dir(self) -> None:
+        """Rank 0: lock and check the work dir, record the config, and log to ``<work_dir>/al.log``."""
+        cfg_dict = self.cfg.to_dict()
+        method = self.al.method(0, 0)
+        removed = self.state.claim(cfg_dict, self.resume, self.cfg.filename or '<config>', metric=self.al.metric,
+                                   scorer=method.scorer_cfg['type'] if method.scorer_cfg else
+                                   method.selection_cfg['type'])
+        handler = logging.FileHandler(osp.join(self.work_dir, 'al.log'))
+        handler.setFormatter(logging.Formatter('%(asctime)s - %(name)s - %(levelname)s - %(message)s'))
+        self.logger.addHandler(handler)
+        for path in removed:
+            self.logger.info(f'[al] removed {path}, left by an interrupted write')
 
     def _on_main(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on rank 0; a ``UserError`` it raises is raised on every rank."""
@@ -169,116 +140,90 @@ class ActiveLearningLoop:
         if error is not None:
             raise UserError(error)
 
+    def _call_hooks(self, point: str, *args: Any) -> None:
+        if self.is_main:
+            for hook in self.hooks:
+                getattr(hook, point)(self, *args)
+
     def run_trial(self, trial: int) -> None:
+        """All cycles of one trial, from the labeled set drawn from ``seed`` and ``trial`` only."""
         pool_size = len(self.pool)
         gen = torch.Generator().manual_seed(self.al.seed + 1000 * trial)
         labeled = sorted(torch.randperm(pool_size, generator=gen)[:self.al.initial_count(pool_size)].tolist())
         for cycle in range(self.al.num_cycles):
             if cycle > 0:
-                previous = self.state.read(trial, cycle - 1, 'selected.json')
-                if not previous['indices']:
+                previous = self.state.selection(trial, cycle - 1)
+                if previous is None:
+                    raise UserError(f'{self.state.path(trial, cycle - 1, "selected.json")} is missing although a '
+                                    'later step exists; the work dir was changed by hand: start a new --work-dir.')
+                if not previous.selected:
                     if self.is_main:
-                        print(f'[al] trial {trial}: nothing is left to label after cycle {cycle - 1} ({len(labeled)} '
-                              f'labeled, {len(previous.get("unreadable", []))} unreadable); the trial ends there.')
+                        self.logger.info(f'[al] trial {trial}: nothing is left to label after cycle {cycle - 1} '
+                                         f'({len(labeled)} labeled, {len(previous.unreadable)} unreadable); the trial '
+                                         'ends there.')
                     return
-                labeled = sorted(set(labeled) | set(previous['indices']))
+                labeled = sorted(set(labeled) | set(previous.indices))
             self.run_cycle(trial, cycle, labeled)
 
     def run_cycle(self, trial: int, cycle: int, labeled: List[int]) -> None:
-        """One cycle; each completed step (file) is skipped on resume."""
-        state, last = self.state, cycle == self.al.num_cycles - 1
-        # Ranks decide from the files on disk: every rank reads them between the same barriers, and
-        # only rank 0 writes.
+        """One cycle: record the labeled set, train and test, acquire; a step whose file exists is skipped."""
+        self._call_hooks('before_cycle', trial, cycle, labeled)
+        self._record_labeled(trial, cycle, labeled)
+        start = time.time()
+        runner, metrics = self._train_and_test(trial, cycle, labeled)
+        train_seconds, start = time.time() - start, time.time()
+        if cycle < self.al.num_cycles - 1 and self.state.read(trial, cycle, 'selected.json') is None:
+            self._acquire(trial, cycle, labeled, runner)
+        main = self.al.metric or next(iter(metrics.metrics), None)
+        self._call_hooks('after_cycle', trial, cycle, dict(
+            num_labeled=len(labeled), metric=main, value=metrics.metrics.get(main, float('nan')) if main else
+            float('nan'), train_seconds=train_seconds, acquire_seconds=time.time() - start))
+        del runner
+        gc.collect()
+
+    # -- steps --------------------------------------------------------------------------------------
+    def _record_labeled(self, trial: int, cycle: int, labeled: List[int]) -> None:
+        """Write ``labeled.json`` (rank 0), or check the recorded one agrees with the state before it."""
+        # Ranks decide from the files on disk: every rank reads them between the same barriers.
         barrier()
-        recorded = state.read(trial, cycle, 'labeled.json')
+        recorded = self.state.labeled(trial, cycle, len(self.pool))
         barrier()
         if recorded is None and self.is_main:
-            state.write(trial, cycle, 'labeled.json', dict(
-                trial=trial, cycle=cycle, num_labeled=len(labeled), seed=self.al.cycle_seed(trial, cycle),
-                indices=labeled, image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in labeled]))
+            ids = [str(self.pool.get_data_info(i).get('img_id', i)) for i in labeled]
+            self.state.write(trial, cycle, 'labeled.json', LabeledSet(
+                trial=trial, cycle=cycle, seed=self.al.cycle_seed(trial, cycle), indices=labeled,
+                image_ids=ids).to_json())
         barrier()
-        if recorded is not None and recorded['indices'] != labeled:
-            raise UserError(f'{state.path(trial, cycle, "labeled.json")} disagrees with the state before it; '
+        if recorded is not None and recorded.indices != labeled:
+            raise UserError(f'{self.state.path(trial, cycle, "labeled.json")} disagrees with the state before it; '
                             'the work dir was changed by hand: start a new --work-dir.')
-        start = time.time()
-        runner = None
-        model_path = state.path(trial, cycle, 'model.pth')
+
+    def _train_and_test(self, trial: int, cycle: int, labeled: List[int]):
+        """The cycle's trained model (a runner holding it, or None when nothing had to run) and its
+        test metrics, each step skipped when its file exists."""
+        runner: Optional[Runner] = None
+        model_path = self.state.path(trial, cycle, 'model.pth')
         if not osp.isfile(model_path):
             runner = self._train(trial, cycle)
         else:
             check_checkpoint(model_path, f'run again with --resume to retrain trial {trial} cycle {cycle}')
-        metrics = state.read(trial, cycle, 'metrics.json')
+        metrics = self.state.metrics(trial, cycle)
         if metrics is None:
             runner = runner or self._runner(trial, cycle, load_from=model_path)
             results = runner.test()
-            metrics = dict(trial=trial, cycle=cycle, num_labeled=len(labeled),
-                           metrics={k: float(v) for k, v in results.items()})
+            metrics = CycleMetrics(trial=trial, cycle=cycle, num_labeled=len(labeled),
+                                   metrics={k: float(v) for k, v in results.items()})
             if self.is_main:
-                state.write(trial, cycle, 'metrics.json', metrics)
-                self._log_scalars(trial, metrics)
-                self._print_table(state.write_results())
-        train_seconds = time.time() - start
-        start = time.time()
-        if not last and state.read(trial, cycle, 'selected.json') is None:
-            runner = runner or self._runner(trial, cycle, load_from=model_path)
-            runner.load_or_resume()  # no-op when the model was trained or tested in this runner
-            self._acquire(trial, cycle, labeled, runner)
-            barrier()  # selected.json is on disk for every rank
-        main = self.al.metric or next(iter(metrics['metrics']), None)
-        value = metrics['metrics'].get(main, float('nan')) if main else float('nan')
-        if self.is_main:
-            print(f'[al] trial {trial} cycle {cycle}: {len(labeled)} labeled, {main} {value:.4f} '
-                  f'(train+eval {train_seconds:.0f} s, acquisition {time.time() - start:.0f} s)', flush=True)
-        del runner
-        gc.collect()
+                self.state.write(trial, cycle, 'metrics.json', metrics.to_json())
+            self._call_hooks('after_train', trial, cycle, metrics)
+        return runner, metrics
 
-    # -- what the user sees ----------------------------------------------------------------------------
-    def _print_table(self, rows: List[Dict]) -> None:
-        """The results so far: mean ± std over trials per labeled count."""
-        name = osp.splitext(osp.basename(self.cfg.filename or 'run'))[0]
-        run = Run(name=name, work_dir=self.work_dir, rows=rows, metric=self.al.metric)
-        metric = choose_metric([run])
-        print('[al] results so far, ' + markdown_table(summarise([run], metric), metric), flush=True)
-
-    def _log_scalars(self, trial: int, metrics: Dict) -> None:
-        """Each cycle's test metrics against the labeled count, through the config's visualizer
-        backends (``LocalVisBackend`` writes ``<work_dir>/vis_data/scalars.json``; add
-        ``dict(type='TensorboardVisBackend')`` to ``visualizer.vis_backends`` for TensorBoard)."""
-        backends = self.cfg.get('visualizer', {}).get('vis_backends') or [dict(type='LocalVisBackend')]
-        scalars = {f'al/trial_{trial}/{k}': v for k, v in metrics['metrics'].items()}
-        for backend_cfg in backends:
-            backend = VISBACKENDS.build({**backend_cfg, 'save_dir': osp.join(self.work_dir, 'vis_data')})
-            backend.add_scalars(scalars, step=metrics['num_labeled'])
-            backend.close()
-
-    # -- steps --------------------------------------------------------------------------------------
     def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:
-        cfg = CycleConfig(copy.deepcopy(self.cfg.to_dict()), filename=self.cfg.filename)
-        cfg.pop('active_learning', None)
-        cfg.work_dir = osp.join(self.state.cycle_dir(trial, cycle), 'train')
-        cfg.experiment_name = f'trial{trial}_cycle{cycle}_{time.strftime("%Y%m%d_%H%M%S")}_{os.getpid()}'
-        cfg.train_dataloader.dataset = dict(type='IndexSubset', dataset=self.pool_cfg,
-                                            indices_file=self.state.path(trial, cycle, 'labeled.json'))
-        cfg.randomness = dict(seed=self.al.cycle_seed(trial, cycle))
-        cfg.resume = False
-        cfg.load_from = load_from
-        if self.al.semi_supervised is not None:
-            self._semi_supervised_training_set(cfg, trial, cycle)
-        if self.progress:
-            cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='TrainProgressHook')]
-        compat.distributed_cfg(cfg, self.launcher)
+        cfg = cycle_config(self.cfg, f'trial{trial}_cycle{cycle}', self.pool_cfg, self.state.cycle_dir(trial, cycle),
+                           self.state.path(trial, cycle, 'labeled.json'), self.al.cycle_seed(trial, cycle),
+                           load_from=load_from, semi_supervised=self.al.semi_supervised, progress=self.progress,
+                           launcher=self.launcher)
         return Runner.from_cfg(cfg)
-
-    def _semi_supervised_training_set(self, cfg: Config, trial: int, cycle: int) -> None:
-        """Train on the labeled images and the unlabeled rest of the pool, mixed in every batch."""
-        ssl = self.al.semi_supervised
-        unlabeled = with_pipeline(self.pool_cfg, ssl['unlabeled_pipeline']) if ssl.get('unlabeled_pipeline') else None
-        cfg.train_dataloader.dataset = dict(type='SemiSupervisedSubset', dataset=self.pool_cfg,
-                                            unlabeled_dataset=unlabeled, unlabeled_views=ssl.get('unlabeled_views', 1),
-                                            indices_file=self.state.path(trial, cycle, 'labeled.json'))
-        cfg.train_dataloader.sampler = dict(type='LabeledRatioSampler', batch_size=cfg.train_dataloader.batch_size,
-                                            labeled_ratio=ssl.get('labeled_ratio', 0.5))
-        cfg.train_dataloader.batch_sampler = None  # grouping by aspect ratio would undo the mix
 
     def _train(self, trial: int, cycle: int) -> Runner:
         """Train the cycle's model from the start and save it atomically as ``model.pth``.
@@ -314,30 +259,27 @@ class ActiveLearningLoop:
     def _service(self, trial: int, cycle: int) -> AcquisitionService:
         """The acquisition of (trial, cycle), seeded with the cycle's seed."""
         al = self.al
-        return AcquisitionService(al.scorer, al.selection, al.adapter, seed=al.cycle_seed(trial, cycle),
-                                  batch_size=al.batch_size, num_workers=al.num_workers, progress=self.progress)
+        return AcquisitionService(al.method(trial, cycle), al.adapter, batch_size=al.batch_size,
+                                  num_workers=al.num_workers, progress=self.progress)
 
-    def scoring_pool(self):
+    def scoring_pool(self) -> Any:
         """The pool with the test pipeline minus annotation loading (built once per run)."""
         if self._scoring_pool is None:
             pipeline = scoring_pipeline(self.cfg.test_dataloader.dataset.pipeline)
             self._scoring_pool = build_dataset(with_pipeline(self.pool_cfg, pipeline))
         return self._scoring_pool
 
-    def _acquire(self, trial: int, cycle: int, labeled: List[int], runner: Runner) -> None:
+    def _acquire(self, trial: int, cycle: int, labeled: List[int], runner: Optional[Runner]) -> None:
+        """Score the unlabeled pool with the cycle's model and write ``selected.json`` (rank 0)."""
+        if runner is None:
+            runner = self._runner(trial, cycle, load_from=self.state.path(trial, cycle, 'model.pth'))
+        runner.load_or_resume()  # no-op when the model was trained or tested in this runner
+        service = self._service(trial, cycle)
         budget = self.al.budget_at(cycle)
-        unlabeled = len(self.pool) - len(labeled)
-        if budget > unlabeled and self.is_main:
-            print(f'[al] budget {budget} exceeds the {unlabeled} unlabeled images; taking all of them.')
-        result = self._service(trial, cycle).run(scoring_model(runner), self.scoring_pool(), labeled, budget)
-        if not self.is_main:
-            return
-        info = self.pool.get_data_info
-        for index, error in result.unreadable.items():
-            print(f'[al] skipped unreadable pool image {info(index).get("img_path", index)}: {error}')
-        self.state.write(trial, cycle, 'selected.json', dict(
-            trial=trial, cycle=cycle, scorer=self.al.scorer, selection=self.al.selection,
-            num_candidates=result.num_candidates, indices=result.picks,
-            image_ids=[str(info(i).get('img_id', i)) for i in result.picks], scores=result.scores,
-            unreadable=[dict(index=i, image_id=str(info(i).get('img_id', i)), error=e)
-                        for i, e in result.unreadable.items()]))
+        result = service.run(scoring_model(runner), self.scoring_pool(), labeled, budget)
+        if self.is_main:
+            selection: Selection = selection_record(result, self.pool, service.method, budget, trial=trial,
+                                                    cycle=cycle)
+            self.state.write(trial, cycle, 'selected.json', selection.to_json())
+            self._call_hooks('after_acquire', trial, cycle, selection)
+        barrier()  # selected.json is on disk for every rank

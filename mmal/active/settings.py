@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Union
 
-from ..engine.acquisition import SELECTION_ALIASES, build_method, default_scorer
+from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
-from ..registry import SELECTORS
+from ..registry import CYCLE_HOOKS
 
 SEMI_SUPERVISED_KEYS = ('labeled_ratio', 'unlabeled_pipeline', 'unlabeled_views')
 RETRAIN = ('scratch', 'finetune')
@@ -32,13 +32,13 @@ class ALSettings:
         num_cycles: Trainings per trial (``num_cycles - 1`` acquisitions between them). A run may
             be resumed with more cycles than it was started with; nothing else may change.
         scorer: Scorer config (``mmal.registry.SCORERS``), e.g. ``dict(type='Entropy')``. None:
-            ``Random`` when the selection ranks scores, none for one that does not (BADGE,
-            TypiClust, ...).
+            the default of :func:`~mmal.engine.method.build_method` (``Random`` when the selection
+            ranks scores, none for one that does not: BADGE, TypiClust, ...).
         adapter: Adapter config; ``type`` defaults to the model's ``default_adapter``
             (``ClassificationAdapter`` for ``ImageClassifier``), else ``'DetectionAdapter'``.
         selection: Selector config (``mmal.registry.SELECTORS``), e.g. ``dict(type='TopK')``,
-            ``dict(type='RandomSubsetTopK', subset_size=10000)``, ``dict(type='BADGE')``; None
-            uses the scorer's default (``TopK``; ``KCenterGreedy`` for ``CoreSet``). The strings
+            ``dict(type='RandomSubsetTopK', subset_size=10000)``, ``dict(type='BADGE')``,
+            ``dict(type='KCenterGreedy')`` (core-set); None is ``TopK``. The strings
             ``'topk'``, ``'random_subset_topk'`` and ``'coreset'`` of older configs still work.
         subset_size: Only with ``selection='random_subset_topk'`` (older configs): its subset.
         retrain: ``'scratch'`` (the study's recommendation) or ``'finetune'`` from the previous cycle.
@@ -52,6 +52,8 @@ class ALSettings:
             every batch (default 0.5) are labeled images, the rest unlabeled ones, which go
             through ``unlabeled_pipeline`` (default: the training pipeline) ``unlabeled_views``
             times (default 1; MixMatch's K). Needs an iteration-based training loop.
+        cycle_hooks: More :class:`~mmal.active.cycle_hooks.CycleHook` configs (``CYCLE_HOOKS``),
+            called around every cycle's steps besides the driver's own.
     """
 
     initial_labeled: Union[int, float]
@@ -68,6 +70,7 @@ class ALSettings:
     batch_size: int = 8
     num_workers: int = 0
     semi_supervised: Optional[dict] = None
+    cycle_hooks: List[dict] = field(default_factory=list)
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -117,11 +120,9 @@ class ALSettings:
             raise UserError(f'active_learning.retrain {self.retrain!r} is unknown; choose one of {RETRAIN}.')
         if self.metric is not None and not isinstance(self.metric, str):
             raise UserError(f'active_learning.metric must be a metric name, got {self.metric!r}.')
-        for name in ('scorer', 'adapter'):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, dict) and (name == 'adapter' or 'type' in value)):
-                raise UserError(f"active_learning.{name} must be a dict{' with a type' if name == 'scorer' else ''}, "
-                                f"e.g. {name}=dict(type='Entropy'), got {value!r}.")
+        if not isinstance(self.adapter, dict):
+            raise UserError(f'active_learning.adapter must be a dict, e.g. adapter=dict(score_thr=0.05), got '
+                            f'{self.adapter!r}.')
         if self.semi_supervised is not None:
             if not isinstance(self.semi_supervised, dict):
                 raise UserError(f'active_learning.semi_supervised must be a dict, got {self.semi_supervised!r}.')
@@ -129,30 +130,17 @@ class ALSettings:
             if unknown:
                 raise UserError(f'active_learning.semi_supervised has unknown keys {sorted(unknown)}; known keys: '
                                 f'{list(SEMI_SUPERVISED_KEYS)}.')
-        self.selection = self._selection_config()
-        if self.scorer is None:
-            self.scorer = default_scorer(self.selection, dict(type='Random'))
-        build_method(self.scorer, self.selection, self.seed)
+        if not (isinstance(self.cycle_hooks, list) and all(isinstance(h, dict) and h.get('type') in
+                                                             CYCLE_HOOKS.module_dict for h in self.cycle_hooks)):
+            raise UserError(f'active_learning.cycle_hooks must list cycle hook configs of the registered types '
+                            f'{sorted(CYCLE_HOOKS.module_dict)}, got {self.cycle_hooks!r}.')
+        method = build_method(self.scorer, self.selection, subset_size=self.subset_size, seed=self.seed,
+                              where='active_learning.')
+        self.scorer, self.selection, self.subset_size = method.scorer_cfg, method.selection_cfg, None
 
-    def _selection_config(self) -> Optional[dict]:
-        """``selection`` as a selector config (older strings and ``subset_size`` folded in)."""
-        selection = self.selection
-        if self.subset_size is not None:
-            if selection != 'random_subset_topk':
-                raise UserError("active_learning.subset_size only goes with selection='random_subset_topk'; with a "
-                                'selector dict put it inside: selection=dict(type=..., subset_size=...).')
-            _positive_int('subset_size', self.subset_size)
-            return dict(type='RandomSubsetTopK', subset_size=self.subset_size)
-        if isinstance(selection, str):
-            if selection not in SELECTION_ALIASES:
-                raise UserError(f"active_learning.selection {selection!r} is unknown; name a selector with "
-                                f"selection=dict(type=...) (registered: {', '.join(sorted(SELECTORS.module_dict))}).")
-            return dict(type=SELECTION_ALIASES[selection])
-        if selection is not None and not isinstance(selection, dict):
-            raise UserError(f"active_learning.selection must be a dict such as dict(type='TopK'), got {selection!r}.")
-        if isinstance(selection, dict) and 'type' not in selection:
-            raise UserError(f"active_learning.selection needs a type, e.g. dict(type='TopK'), got {selection!r}.")
-        return selection
+    def method(self, trial: int, cycle: int) -> AcquisitionMethod:
+        """The scorer and selector of (trial, cycle), seeded with the cycle's seed."""
+        return build_method(self.scorer, self.selection, seed=self.cycle_seed(trial, cycle))
 
     def initial_count(self, pool_size: int) -> int:
         """The initial labeled count for a pool of ``pool_size`` images."""

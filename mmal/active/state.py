@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 
 from ..errors import UserError
 from ..fileio import TEMP_SUFFIX, atomic_write_json, atomic_write_text
+from ..records import CycleMetrics, LabeledSet, Selection
 
 IGNORED_KEYS = ('work_dir', 'resume', 'launcher', 'load_from', 'log_level', 'experiment_name', 'filename')
 #: Keys a resumed run may change, and how: more cycles extend the run.
@@ -84,6 +85,21 @@ class RunState:
     def write(self, trial: int, cycle: int, name: str, obj: dict) -> None:
         atomic_write_json(self.path(trial, cycle, name), obj)
 
+    def labeled(self, trial: int, cycle: int, pool_size: Optional[int] = None) -> Optional[LabeledSet]:
+        """The cycle's ``labeled.json``, checked (indices below ``pool_size``), or None."""
+        obj = self.read(trial, cycle, 'labeled.json')
+        return None if obj is None else LabeledSet.from_json(obj, self.path(trial, cycle, 'labeled.json'), pool_size)
+
+    def metrics(self, trial: int, cycle: int) -> Optional[CycleMetrics]:
+        """The cycle's ``metrics.json``, checked, or None."""
+        obj = self.read(trial, cycle, 'metrics.json')
+        return None if obj is None else CycleMetrics.from_json(obj, self.path(trial, cycle, 'metrics.json'))
+
+    def selection(self, trial: int, cycle: int) -> Optional[Selection]:
+        """The cycle's ``selected.json``, checked, or None."""
+        obj = self.read(trial, cycle, 'selected.json')
+        return None if obj is None else Selection.from_json(obj, self.path(trial, cycle, 'selected.json'))
+
     # -- the run's folder -----------------------------------------------------------------------------
     def lock(self) -> None:
         """Create the work dir if needed and hold an exclusive lock on it until :meth:`unlock`.
@@ -105,6 +121,36 @@ class RunState:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the lock
             self._lock_fd = None
+
+    def claim(self, cfg_dict: dict, resume: bool, config_name: str, **info) -> List[str]:
+        """Lock the work dir, check that this run may use it, delete what interrupted writes left, and
+        record the config. Nothing is written unless every check passed.
+
+        Args:
+            cfg_dict: The run's config.
+            resume: Whether ``--resume`` was passed.
+            config_name: The config's file name.
+            **info: More to record in ``al_config.json`` (see :meth:`record_config`).
+
+        Returns:
+            The stale temporary files that were deleted.
+
+        Raises:
+            UserError: As :meth:`lock` and :meth:`check_work_dir`; the lock is released and a folder
+                this call created is removed again.
+        """
+        existed = osp.isdir(self.work_dir)
+        self.lock()
+        try:
+            self.check_work_dir(cfg_dict, resume)
+        except BaseException:
+            self.unlock()
+            if not existed:
+                os.rmdir(self.work_dir)
+            raise
+        removed = self.remove_stale_temp_files()
+        self.record_config(cfg_dict, config_name, **info)
+        return removed
 
     def check_work_dir(self, cfg_dict: dict, resume: bool) -> Optional[dict]:
         """Check that this run may use the work dir; nothing is written.
@@ -173,9 +219,9 @@ class RunState:
         """Rebuild ``results.csv`` from every cycle's ``metrics.json`` (so no row is ever doubled)."""
         rows = []
         for path in glob.glob(osp.join(self.work_dir, 'trial_*', 'cycle_*', 'metrics.json')):
-            record = read_json(path)
-            for metric, value in sorted(record['metrics'].items()):
-                rows.append(dict(trial=record['trial'], cycle=record['cycle'], num_labeled=record['num_labeled'],
+            record = CycleMetrics.from_json(read_json(path), path)
+            for metric, value in sorted(record.metrics.items()):
+                rows.append(dict(trial=record.trial, cycle=record.cycle, num_labeled=record.num_labeled,
                                  metric=metric, value=value))
         rows.sort(key=lambda r: (r['trial'], r['cycle'], r['metric']))
         buffer = io.StringIO()

@@ -7,9 +7,9 @@ draws classes uniformly, so the rare class weighs as much as any other in the VO
 
 The output is read unchanged by mmdet's ``VOCDataset`` and ``VOCMetric``::
 
-    <root>/VOCdevkit/VOC2007/JPEGImages/<id>.jpg
-    <root>/VOCdevkit/VOC2007/Annotations/<id>.xml
-    <root>/VOCdevkit/VOC2007/ImageSets/Main/{trainval,test}.txt
+    <root>/VOCdevkit/ToyVOC/JPEGImages/<id>.jpg
+    <root>/VOCdevkit/ToyVOC/Annotations/<id>.xml
+    <root>/VOCdevkit/ToyVOC/ImageSets/Main/{trainval,test}.txt
 
 Run ``python -m mmal.datasets.toy_voc --out data/toy_voc`` (the demo does it when missing).
 """
@@ -21,7 +21,7 @@ import os.path as osp
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 import cv2
@@ -31,6 +31,9 @@ TOY_CLASSES: Tuple[str, ...] = ('circle', 'square', 'triangle', 'diamond', 'cros
 #: Class frequencies of the trainval pool; ``cross`` is the rare class.
 POOL_FREQUENCIES: Tuple[float, ...] = (0.32, 0.30, 0.22, 0.13, 0.03)
 _DONE_MARKER = '.mmal_toy_voc_complete'
+#: Changes whenever the generator writes other files for the same spec: a dataset written by an older
+#: generator is rewritten, so the images a run reads are a function of the code and the spec alone.
+GENERATOR_VERSION = 'toy_voc 2 (ToyVOC folder)'
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def _near_duplicate(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
 def _annotation_xml(img_id: str, size: int, objects: Sequence[Tuple[str, Box]]) -> str:
     parts = [
-        '<annotation>', '  <folder>VOC2007</folder>', f'  <filename>{escape(img_id)}.jpg</filename>',
+        '<annotation>', '  <folder>ToyVOC</folder>', f'  <filename>{escape(img_id)}.jpg</filename>',
         f'  <size><width>{size}</width><height>{size}</height><depth>3</depth></size>',
         '  <segmented>0</segmented>'
     ]
@@ -177,17 +180,27 @@ def _write_split(voc: str, rng: np.random.Generator, spec: ToyVOCSpec, split: st
     return ids
 
 
-def toy_voc_exists(root: str) -> bool:
-    """Whether a complete toy dataset is at ``root``."""
-    return osp.isfile(osp.join(root, _DONE_MARKER))
+def _marker_text(spec: 'ToyVOCSpec') -> str:
+    return f'{GENERATOR_VERSION}\n{spec}\n'
+
+
+def toy_voc_exists(root: str, spec: Optional['ToyVOCSpec'] = None) -> bool:
+    """Whether a complete toy dataset of this generator (and of ``spec``, when given) is at ``root``."""
+    marker = osp.join(root, _DONE_MARKER)
+    if not osp.isfile(marker):
+        return False
+    with open(marker) as f:
+        lines = f.read().splitlines()
+    return lines[:1] == [GENERATOR_VERSION] and (spec is None or lines[1:2] == [str(spec)])
 
 
 def generate_toy_voc(root: str, spec: ToyVOCSpec = ToyVOCSpec(), overwrite: bool = False) -> str:
     """Write the toy dataset under ``root`` and return the data root for mmdet (``root/VOCdevkit/``).
 
     The dataset is built in a temporary folder beside ``root`` and moved into place at the end, so an
-    interrupted run never leaves a half-written dataset. An existing complete dataset is kept unless
-    ``overwrite`` is set.
+    interrupted run never leaves a half-written dataset. An existing complete dataset of the same
+    generator and spec is kept unless ``overwrite`` is set; one written by an older generator or
+    with another spec is replaced.
 
     Args:
         root: Folder to create (for example ``data/toy_voc``).
@@ -198,16 +211,16 @@ def generate_toy_voc(root: str, spec: ToyVOCSpec = ToyVOCSpec(), overwrite: bool
         The ``data_root`` to put in an mmdet config.
     """
     data_root = osp.join(root, 'VOCdevkit') + os.sep
-    if toy_voc_exists(root) and not overwrite:
+    if toy_voc_exists(root, spec) and not overwrite:
         return data_root
-    if osp.exists(root) and not toy_voc_exists(root) and os.listdir(root):
+    if osp.exists(root) and not osp.isfile(osp.join(root, _DONE_MARKER)) and os.listdir(root):
         raise FileExistsError(f'{root} exists and is not a toy VOC dataset made by mmal; '
                               'choose another output folder or remove it.')
     parent = osp.dirname(osp.abspath(root))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.toy_voc_tmp_', dir=parent)
     try:
-        voc = osp.join(tmp, 'VOCdevkit', 'VOC2007')
+        voc = osp.join(tmp, 'VOCdevkit', 'ToyVOC')
         for sub in ('JPEGImages', 'Annotations', osp.join('ImageSets', 'Main')):
             os.makedirs(osp.join(voc, sub))
         rng = np.random.default_rng(spec.seed)
@@ -216,7 +229,7 @@ def generate_toy_voc(root: str, spec: ToyVOCSpec = ToyVOCSpec(), overwrite: bool
                      spec.duplicate_fraction, 0)
         _write_split(voc, rng, spec, 'test', spec.num_test, uniform, 0.0, 0)
         with open(osp.join(tmp, _DONE_MARKER), 'w') as f:
-            f.write(f'{spec}\n')
+            f.write(_marker_text(spec))
         if osp.exists(root):
             shutil.rmtree(root)
         os.replace(tmp, root)

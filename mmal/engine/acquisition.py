@@ -1,82 +1,34 @@
 """The acquisition service: the one path from a trained model and a pool to the images to label.
 
-``AcquisitionService.run(model, pool, labeled, budget)`` is used by the AL driver, by
-``ActiveLearningHook`` and by ``tools/al_select.py``:
+``AcquisitionService(method).run(model, pool, labeled, budget)`` is used by the AL driver, by
+``ActiveLearningHook`` and by ``tools/al_select.py``; the method (scorer + selector) comes built
+from :func:`~mmal.engine.method.build_method`.
 
 1. the selector names the candidates (the unlabeled pool, or a random subset of it);
 2. every rank streams its share of the candidates (and, for coverage selectors, of the labeled
-   images) through the adapter, keeping per image the scorer's score and the selector's inputs;
-   unreadable images are skipped and reported;
+   images) through the adapter, keeping per image the scorer's score and the selector's inputs
+   (a :class:`Shard`); unreadable images are skipped and reported;
 3. rank 0 gathers the shards and selects once; the result is broadcast to every rank.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import torch
-from mmengine.dataset import pseudo_collate
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, get_world_size
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..datasets.subset import IndexSubset
+from ..datasets.unreadable import pool_loader, read_error
 from ..errors import UserError
-from ..registry import ADAPTERS, SCORERS, SELECTORS
-from ..scoring.scorers import Scorer
-from ..selection.base import Selector
-
-#: Old ``selection`` strings and the selector each one names.
-SELECTION_ALIASES = {'topk': 'TopK', 'random_subset_topk': 'RandomSubsetTopK', 'coreset': 'KCenterGreedy'}
+from ..records import Pick, Selection, UnreadableImage
+from ..registry import ADAPTERS
+from .method import AcquisitionMethod
 
 
-def is_unreadable(err: BaseException) -> bool:
-    """Whether ``err`` says an image file is missing, unreadable or undecodable (and nothing else:
-    a bug in a pipeline must not pass for a bad image)."""
-    if isinstance(err, OSError):  # missing, permission, truncated / unidentified image (PIL)
-        return True
-    if type(err).__name__ == 'error' and type(err).__module__ == 'cv2':
-        return True
-    return isinstance(err, AssertionError) and 'failed to load image' in str(err)  # mmcv's LoadImageFromFile
-
-
-class SkipUnreadable(Dataset):
-    """Wraps a dataset so that an image that cannot be read is skipped and reported, not fatal.
-
-    Items become ``(index, item, None)``, or ``(index, None, error)`` when the file cannot be read.
-    Any other exception propagates.
-    """
-
-    def __init__(self, dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, idx: int):
-        try:
-            return idx, self.dataset[idx], None
-        except Exception as err:  # noqa: BLE001 - filtered by is_unreadable just below
-            if not is_unreadable(err):
-                raise
-            return idx, None, f'{type(err).__name__}: {err}'
-
-
-def collate_skipping(batch: List[Tuple]) -> dict:
-    """Collate :class:`SkipUnreadable` items: the readable ones as a batch, the others as failures."""
-    ok = [(i, item) for i, item, _ in batch if item is not None]
-    return dict(data=pseudo_collate([item for _, item in ok]) if ok else None, indices=[i for i, _ in ok],
-                failed=[(i, err) for i, item, err in batch if item is None])
-
-
-def pool_loader(dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
-    """A dataloader over ``dataset`` in order, skipping (and reporting) unreadable images."""
-    return DataLoader(SkipUnreadable(dataset), batch_size=batch_size, num_workers=num_workers, shuffle=False,
-                      collate_fn=collate_skipping)
-
-
-def build_adapter(model: nn.Module, requires, cfg: Optional[dict] = None):
+def build_adapter(model: nn.Module, requires: FrozenSet[str], cfg: Optional[dict] = None) -> Any:
     """The adapter (``mmal.registry.ADAPTERS``) that feeds ``model``'s outputs to a scorer and selector.
 
     Args:
@@ -90,64 +42,21 @@ def build_adapter(model: nn.Module, requires, cfg: Optional[dict] = None):
     return ADAPTERS.build(cfg, default_args=dict(model=model, requires=requires))
 
 
-def default_scorer(selection: Union[str, dict, None], scorer: dict) -> Optional[dict]:
-    """``scorer`` when the selection ranks a scorer's scores (or none is named), else None: the
-    default scorer of a run that names none."""
-    if selection is None:
-        return scorer
-    name = SELECTION_ALIASES.get(selection, selection) if isinstance(selection, str) else selection.get('type')
-    selector = SELECTORS.get(name)
-    return scorer if selector is None or selector.uses_scores else None  # an unknown name is reported later
+@dataclass
+class Shard:
+    """What one rank kept of its share of the scored rows.
 
-
-def _build(registry, cfg: dict, seed: int, what: str):
-    """Build ``cfg`` from ``registry`` with the cycle's seed, one sentence on a bad config."""
-    name = cfg.get('type')
-    if name not in registry.module_dict:
-        raise UserError(f'unknown {what} {name!r}; registered: {", ".join(sorted(registry.module_dict))}.')
-    try:
-        return registry.build(cfg, default_args=dict(seed=seed))
-    except (TypeError, ValueError) as err:
-        raise UserError(f'{what} {cfg}: {err}') from None
-
-
-def build_method(scorer: Optional[dict], selection: Union[str, dict, None],
-                 seed: int = 0) -> Tuple[Optional[Scorer], Selector]:
-    """The scorer and selector a config names, checked to work together.
-
-    Args:
-        scorer: Scorer config (``mmal.registry.SCORERS``), or None for a selector that ranks no score.
-        selection: Selector config (``mmal.registry.SELECTORS``), one of the old strings
-            (``'topk'``, ``'random_subset_topk'``, ``'coreset'``), or None for the scorer's default.
-        seed: Seed of both (the cycle's seed in a run).
-
-    Returns:
-        ``(scorer or None, selector)``.
-
-    Raises:
-        UserError: An unknown name, a bad keyword, or a scorer the selector would ignore.
+    Attributes:
+        indices: Pool indices of the rows read, in the order of ``scores`` and ``inputs``.
+        scores: ``[n]`` scores of those rows, or None without a scorer.
+        inputs: ``{name: [n, ...]}`` per-image selector inputs.
+        unreadable: ``{pool index: error}`` of the rows that could not be read.
     """
-    built = _build(SCORERS, dict(scorer), seed, 'scorer') if scorer is not None else None
-    if selection is None:
-        if built is None:
-            raise UserError('name a scorer (active_learning.scorer=dict(type=...)) or a selection that needs none '
-                            '(e.g. selection=dict(type=\'BADGE\')).')
-        selection = built.default_selection()
-    if isinstance(selection, str):
-        if selection not in SELECTION_ALIASES:
-            raise UserError(f'selection {selection!r} is unknown; name a selector with selection=dict(type=...) '
-                            f'(registered: {", ".join(sorted(SELECTORS.module_dict))}).')
-        selection = dict(type=SELECTION_ALIASES[selection])
-    selector = _build(SELECTORS, dict(selection), seed, 'selection')
-    name = type(selector).__name__
-    if selector.uses_scores and (built is None or not built.ranks):
-        what = 'no scorer' if built is None else f'the scorer {type(built).__name__}, which has no per-image score'
-        raise UserError(f'selection {name} ranks scores but the run has {what}; name a scorer such as Entropy, '
-                        'or use a selection that needs none (KCenterGreedy, BADGE, TypiClust, ProbCover, BatchBALD).')
-    if not selector.uses_scores and built is not None and built.ranks:
-        raise UserError(f'selection {name} ranks no score, so the scorer {type(built).__name__} would be ignored; '
-                        'drop the scorer or use a score-based selection (TopK, RandomSubsetTopK, PowerSampling).')
-    return built, selector
+
+    indices: List[int] = field(default_factory=list)
+    scores: Optional[Tensor] = None
+    inputs: Dict[str, Tensor] = field(default_factory=dict)
+    unreadable: Dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,30 +76,27 @@ class AcquisitionResult:
 
 
 class AcquisitionService:
-    """Model + pool + labeled set + scorer + selector + budget -> :class:`AcquisitionResult`.
+    """Model + pool + labeled set + method + budget -> :class:`AcquisitionResult`.
 
     Args:
-        scorer: Scorer config, or None for a selector that ranks no score.
-        selection: Selector config (see :func:`build_method`).
+        method: The scorer and selector (:func:`~mmal.engine.method.build_method`).
         adapter: Adapter options (``type`` defaults to the model's).
-        seed: Seed of the scorer and selector.
         batch_size: Images per scoring batch.
         num_workers: Dataloader workers of the scoring pass.
         progress: Show a progress bar (rank 0).
     """
 
-    def __init__(self, scorer: Optional[dict], selection: Union[str, dict, None] = None,
-                 adapter: Optional[dict] = None, seed: int = 0, batch_size: int = 8, num_workers: int = 0,
-                 progress: bool = True) -> None:
-        self.scorer, self.selector = build_method(scorer, selection, seed)
+    def __init__(self, method: AcquisitionMethod, adapter: Optional[dict] = None, batch_size: int = 8,
+                 num_workers: int = 0, progress: bool = True) -> None:
+        self.method = method
+        self.scorer, self.selector = method.scorer, method.selector
         self.adapter_cfg = dict(adapter or {})
         self.batch_size, self.num_workers, self.progress = batch_size, num_workers, progress
 
     @property
-    def requires(self) -> frozenset:
+    def requires(self) -> FrozenSet[str]:
         """The model outputs the scorer and selector read."""
-        scored = self.scorer.requires if self.scorer is not None and self.selector.uses_scores else frozenset()
-        return frozenset(scored) | self.selector.requires
+        return self.method.requires
 
     def check_model(self, model: nn.Module) -> None:
         """Fail now, not after training, if ``model`` cannot give what the method reads.
@@ -250,42 +156,48 @@ class AcquisitionService:
             raise UserError(str(result))
         return result
 
-    def _score(self, model, pool, rows: List[int]):
+    def _score(self, model: nn.Module, pool: Any, rows: List[int]) -> Tuple[Optional[Tensor], Dict[str, Tensor],
+                                                                           Dict[int, str]]:
         """Scores and selector inputs of ``rows`` (this rank's share, gathered on every rank)."""
         rank, world = get_rank(), get_world_size()
         mine = rows[rank::world]
         adapter = build_adapter(model, self.requires, self.adapter_cfg)
         loader = pool_loader(IndexSubset(pool, indices=mine), self.batch_size, self.num_workers)
-        positions, score_parts, input_parts, failed = [], [], [], {}
+        shard = Shard()
+        score_parts: List[Tensor] = []
+        input_parts: List[Dict[str, Tensor]] = []
         with tqdm(total=len(mine), desc='acquisition', unit='img', disable=not (self.progress and rank == 0),
                   dynamic_ncols=True) as bar:
             for batch in loader:
                 for pos, err in batch['failed']:
-                    failed[mine[pos]] = err
+                    shard.unreadable[mine[pos]] = err
                 if batch['data'] is not None:
                     outputs = adapter(batch['data'])
-                    positions += [mine[i] for i in batch['indices']]
-                    if self.scorer is not None and self.selector.uses_scores:
+                    shard.indices += [mine[i] for i in batch['indices']]
+                    if self.scorer is not None:
                         score_parts.append(self.scorer(outputs).detach().float().cpu())
                     input_parts.append({k: v.detach().cpu() for k, v in self.selector.image_inputs(outputs).items()})
                 bar.update(len(batch['indices']) + len(batch['failed']))
-        shard = (positions, torch.cat(score_parts) if score_parts else None,
-                 {k: torch.cat([p[k] for p in input_parts]) for k in (input_parts[0] if input_parts else {})}, failed)
-        shards = all_gather_object(shard) if world > 1 else [shard]
+        shard.scores = torch.cat(score_parts) if score_parts else None
+        shard.inputs = {k: torch.cat([p[k] for p in input_parts]) for k in (input_parts[0] if input_parts else {})}
+        shards: List[Shard] = all_gather_object(shard) if world > 1 else [shard]
         return self._assemble(rows, shards)
 
     @staticmethod
-    def _assemble(rows: List[int], shards) -> tuple:
+    def _assemble(rows: List[int], shards: List[Shard]) -> Tuple[Optional[Tensor], Dict[str, Tensor],
+                                                                  Dict[int, str]]:
         """Rows of every shard back in ``rows`` order: ``[R]`` scores (NaN where unread), inputs, failures."""
         where = {index: r for r, index in enumerate(rows)}
-        scores, inputs, unreadable = None, {}, {}
-        for positions, shard_scores, shard_inputs, failed in shards:
-            unreadable.update(failed)
-            at = torch.tensor([where[i] for i in positions], dtype=torch.long)
-            if shard_scores is not None:
+        scores: Optional[Tensor] = None
+        inputs: Dict[str, Tensor] = {}
+        unreadable: Dict[int, str] = {}
+        for shard in shards:
+            unreadable.update(shard.unreadable)
+            at = torch.tensor([where[i] for i in shard.indices], dtype=torch.long)
+            if shard.scores is not None:
                 scores = torch.full((len(rows), ), float('nan')) if scores is None else scores
-                scores[at] = shard_scores
-            for key, value in shard_inputs.items():
+                scores[at] = shard.scores
+            for key, value in shard.inputs.items():
                 if key not in inputs:
                     inputs[key] = value.new_zeros((len(rows), ) + tuple(value.shape[1:]))
                 inputs[key][at] = value
@@ -294,7 +206,7 @@ class AcquisitionService:
     def _select(self, pool, candidates: List[int], rows: List[int], scores: Optional[Tensor],
                 inputs: Dict[str, Tensor], unreadable: Dict[int, str], budget: int) -> AcquisitionResult:
         """Rank 0: drop unreadable rows, select, and (without a forward pass) check the picks can be read."""
-        if self.scorer is not None and self.selector.uses_scores and not self.scorer.requires:
+        if self.scorer is not None and not self.scorer.requires:
             scores = self.scorer({'num_images': len(candidates)}).float()
         labeled_rows = torch.arange(len(rows)) >= len(candidates)
         while True:
@@ -312,7 +224,7 @@ class AcquisitionService:
             picks = [rows[int(kept[o])] for o in order]
             if self.requires:
                 break
-            newly = {i: err for i, err in ((i, _read_error(pool, i)) for i in picks) if err is not None}
+            newly = {i: err for i, err in ((i, read_error(pool, i)) for i in picks) if err is not None}
             if not newly:
                 break
             unreadable.update(newly)  # never read by the scoring pass: re-select without them
@@ -324,12 +236,24 @@ class AcquisitionService:
                                  num_candidates=len(candidates))
 
 
-def _read_error(pool, index: int) -> Optional[str]:
-    """The read error of pool image ``index``, or None when it loads."""
-    try:
-        pool[index]
-    except Exception as err:  # noqa: BLE001 - filtered by is_unreadable
-        if not is_unreadable(err):
-            raise
-        return f'{type(err).__name__}: {err}'
-    return None
+def selection_record(result: AcquisitionResult, dataset: Any, method: AcquisitionMethod, budget: int,
+                     **context: Any) -> Selection:
+    """The :class:`~mmal.records.Selection` record of one acquisition (driver, hook and al_select alike).
+
+    Args:
+        result: What the service decided.
+        dataset: The scored pool; ``get_data_info(i)`` names image ``i`` (``img_id``, ``img_path``).
+        method: The method that decided it.
+        budget: How many images were asked for.
+        **context: Where it was made (trial and cycle, the pool file, ...).
+    """
+    def info(i: int) -> Dict[str, Any]:
+        data = dataset.get_data_info(i)
+        return dict(index=i, img_id=str(data.get('img_id', i)), img_path=str(data.get('img_path', '')))
+
+    scores = result.scores if result.scores is not None else [None] * len(result.picks)
+    return Selection(scorer=method.scorer_cfg, selection=method.selection_cfg, budget=budget,
+                     num_candidates=result.num_candidates,
+                     selected=[Pick(**info(i), score=score) for i, score in zip(result.picks, scores)],
+                     unreadable=[UnreadableImage(**info(i), error=err) for i, err in result.unreadable.items()],
+                     context=context)

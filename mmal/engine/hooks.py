@@ -16,7 +16,8 @@ from tqdm import tqdm
 from ..datasets.image_pool import ImagePoolDataset
 from ..errors import UserError
 from ..fileio import atomic_write_json
-from .acquisition import AcquisitionService, default_scorer
+from .acquisition import AcquisitionService, selection_record
+from .method import build_method
 
 
 def scoring_pipeline(test_pipeline) -> list:
@@ -64,9 +65,10 @@ class ActiveLearningHook(Hook):
         pool: The unlabeled images: a VOC ImageSets list, a COCO json, a folder (see
             :class:`~mmal.datasets.ImagePoolDataset`), or a full dataset config.
         budget: How many images to select.
-        scorer: Scorer config (``mmal.registry.SCORERS``); None: ``Entropy`` when the selection ranks
-            scores, none when it does not (BADGE, TypiClust, ...).
-        selection: Selector config (``mmal.registry.SELECTORS``); None: the scorer's default.
+        scorer: Scorer config (``mmal.registry.SCORERS``); None: the default of
+            :func:`~mmal.engine.method.build_method` (``Random`` when the selection ranks scores,
+            none when it does not: BADGE, TypiClust, ...).
+        selection: Selector config (``mmal.registry.SELECTORS``); None: ``TopK``.
         adapter: Adapter options (``box_mode``, ``score_thr``, ``mc_samples``, ...), see
             :class:`~mmal.models.DetectionAdapter`.
         out_file: Output JSON, relative to the work dir unless absolute.
@@ -92,11 +94,9 @@ class ActiveLearningHook(Hook):
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise UserError(f'ActiveLearningHook: budget must be a positive number of images, got {budget!r}.')
         self.pool, self.budget, self.out_file = pool, budget, out_file
-        if scorer is None:
-            scorer = default_scorer(selection, dict(type='Entropy'))
-        self.scorer_cfg = None if scorer is None else dict(scorer)
-        self.service = AcquisitionService(scorer, selection, adapter, seed=seed, batch_size=batch_size,
-                                          num_workers=num_workers, progress=progress)
+        self.method = build_method(scorer, selection, seed=seed, where='ActiveLearningHook: ')
+        self.service = AcquisitionService(self.method, adapter, batch_size=batch_size, num_workers=num_workers,
+                                          progress=progress)
 
     def _listed_pool(self, pipeline) -> ImagePoolDataset:
         if isinstance(self.pool, dict):
@@ -132,19 +132,15 @@ class ActiveLearningHook(Hook):
         result = self.service.run(scoring_model(runner), pool, labeled, self.budget, unlabeled=candidates)
         if get_rank() != 0:
             return
-        info = pool.get_data_info
-        selected = [dict(index=i, img_id=info(i)['img_id'], img_path=info(i)['img_path'], score=score)
-                    for i, score in zip(result.picks, result.scores or [None] * len(result.picks))]
-        for i, err in result.unreadable.items():
-            runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {info(i)["img_path"]}: {err}')
         out = self.out_file if osp.isabs(self.out_file) else osp.join(runner.work_dir, self.out_file)
-        atomic_write_json(out, dict(scorer=self.scorer_cfg, selection=type(self.service.selector).__name__,
-                                    pool_size=len(candidates) + in_training_set, in_training_set=in_training_set,
-                                    budget=self.budget, seconds=round(time.time() - start, 2), selected=selected,
-                                    unreadable=[info(i)['img_path'] for i in result.unreadable]))
-        runner.logger.info(f'ActiveLearningHook: selected {len(selected)} of {len(candidates)} candidate images '
-                           f'({in_training_set} pool images are training images) with '
-                           f'{type(self.service.selector).__name__}; written to {out}')
+        record = selection_record(result, pool, self.method, self.budget, pool_size=len(candidates) + in_training_set,
+                                  in_training_set=in_training_set, seconds=round(time.time() - start, 2))
+        for image in record.unreadable:
+            runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {image.img_path}: {image.error}')
+        atomic_write_json(out, record.to_json())
+        runner.logger.info(f'ActiveLearningHook: selected {len(record.selected)} of {len(candidates)} candidate images '
+                           f'({in_training_set} pool images are training images) with {self.method.name}; written '
+                           f'to {out}')
 
 
 @HOOKS.register_module()

@@ -5,11 +5,11 @@ from typing import ClassVar, Collection, Dict, FrozenSet
 
 from torch import nn
 
-from ..scoring.outputs import ModelOutputs, check_requires
+from ..outputs import ModelOutputs, check_requires
 
 
 class BaseAdapter:
-    """Turns one dataloader batch into :class:`~mmal.scoring.outputs.ModelOutputs`.
+    """Turns one dataloader batch into :class:`~mmal.outputs.ModelOutputs`.
 
     The requested keys are validated once, here, against what the adapter can compute for this
     model; ``__call__`` then computes exactly those (plus ``num_images`` and, for per-box outputs,
@@ -17,7 +17,7 @@ class BaseAdapter:
 
     Args:
         model: The trained model (unwrapped, in eval mode while scoring).
-        requires: Output keys (:mod:`mmal.scoring.outputs`) the scorer and selector read.
+        requires: Output keys (:mod:`mmal.outputs`) the scorer and selector read.
 
     Raises:
         ValueError: An unknown key.

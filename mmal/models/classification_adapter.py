@@ -6,8 +6,7 @@ from typing import Collection, Dict, FrozenSet, Optional
 import torch
 from torch import nn
 
-from ..registry import ADAPTERS
-from ..scoring.outputs import (
+from ..outputs import (
     AUG_PROBS,
     FEATURES,
     FLIP_LOG_PROBS,
@@ -18,6 +17,7 @@ from ..scoring.outputs import (
     PROBS,
     ModelOutputs,
 )
+from ..registry import ADAPTERS
 from .base_adapter import BaseAdapter
 
 

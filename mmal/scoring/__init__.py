@@ -1,11 +1,12 @@
-"""Acquisition functions: pure math in ``functional``, the output contract in ``outputs``,
-registered scorers in ``scorers``."""
-from . import functional, outputs
-from .outputs import ModelOutputs
+"""Acquisition functions: pure math in ``functional``, registered scorers in ``scorers``.
+
+The model-output contract they read is :mod:`mmal.outputs`; ranking and batch selection are the
+selectors' (:mod:`mmal.selection`).
+"""
+from . import functional
 from .scorers import (
                       BALD,
                       Consistency,
-                      CoreSet,
                       Entropy,
                       Inconsistency,
                       LossPrediction,
@@ -16,5 +17,5 @@ from .scorers import (
                       VariationRatio,
 )
 
-__all__ = ['functional', 'outputs', 'ModelOutputs', 'Scorer', 'Random', 'Entropy', 'VariationRatio', 'Margin',
-           'BALD', 'MCVariationRatio', 'Consistency', 'Inconsistency', 'LossPrediction', 'CoreSet']
+__all__ = ['functional', 'Scorer', 'Random', 'Entropy', 'VariationRatio', 'Margin', 'BALD', 'MCVariationRatio',
+           'Consistency', 'Inconsistency', 'LossPrediction']

@@ -1,7 +1,7 @@
 """Registered acquisition functions (baal's shape: one small class per function).
 
 A scorer declares in ``requires`` which model outputs it reads (the keys of
-:mod:`mmal.scoring.outputs`), so an adapter computes only those, and overrides
+:mod:`mmal.outputs`), so an adapter computes only those, and overrides
 :meth:`Scorer.compute` alone. Output checking, reduction of per-box values to image scores and
 the score of images without boxes are shared by every scorer; ranking, non-finite handling and
 tie-breaking are the selectors' (:mod:`mmal.selection`).
@@ -13,10 +13,9 @@ from typing import Any, ClassVar, FrozenSet, Mapping, Optional, Union
 import torch
 from torch import Tensor
 
+from ..outputs import AUG_PROBS, FLIP_LOG_PROBS, LOG_PROBS, MC_PROBS, PRED_LOSS, PROBS, check_outputs
 from ..registry import SCORERS
-from ..selection import k_center_greedy, top_k
 from . import functional as F
-from .outputs import AUG_PROBS, FEATURES, FLIP_LOG_PROBS, LOG_PROBS, MC_PROBS, PRED_LOSS, PROBS, check_outputs
 
 #: ``empty_score='max'``: images without a kept box rank above every image with one.
 EMPTY_FIRST = float(torch.finfo(torch.float32).max)
@@ -36,12 +35,10 @@ class Scorer:
             service passes each cycle's seed.
     """
 
-    #: Model outputs this scorer reads (keys of :mod:`mmal.scoring.outputs`).
+    #: Model outputs this scorer reads (keys of :mod:`mmal.outputs`).
     requires: ClassVar[FrozenSet[str]] = frozenset()
     #: True when :meth:`compute` already returns one value per image (never aggregated).
     image_level: ClassVar[bool] = False
-    #: False for a method without a per-image score (core-set): it only names its selection.
-    ranks: ClassVar[bool] = True
 
     def __init__(self,
                  aggregation: str = 'max',
@@ -70,24 +67,6 @@ class Scorer:
             values = F.aggregate(values, outputs['image_index'], outputs['num_images'], self.aggregation,
                                  self.k, self.empty_score)
         return values
-
-    def default_selection(self) -> dict:
-        """The selector config used when a run names none (:mod:`mmal.selection`)."""
-        return dict(type='TopK')
-
-    def select(self, scores: Tensor, budget: int, labeled: Optional[Tensor] = None) -> Tensor:
-        """Convenience ranking for scripts: the ``budget`` best indices of ``scores``, best first
-        (:func:`mmal.selection.top_k`: non-finite last, ties to the lower index).
-
-        Args:
-            scores: ``[N]`` scores of the candidate images.
-            budget: How many to select.
-            labeled: Unused by ranking scorers (see :class:`CoreSet`).
-
-        Returns:
-            int64 indices into ``scores``.
-        """
-        return top_k(scores, budget)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(aggregation={self.aggregation!r})'
@@ -184,33 +163,3 @@ class LossPrediction(Scorer):
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
         return outputs[PRED_LOSS].reshape(-1)
-
-
-@SCORERS.register_module()
-class CoreSet(Scorer):
-    """Core-set (Sener & Savarese, 2018): no per-image score; k-center greedy on image features.
-
-    In a run, naming it selects :class:`~mmal.selection.KCenterGreedy` on the adapter's
-    ``features`` (its :meth:`default_selection`); no score is computed. Called directly,
-    ``__call__`` returns the batch's ``[N, D]`` features and :meth:`select` runs k-center greedy
-    on the features of a whole pool.
-
-    Args:
-        chunk_size: Labeled centers per distance block in :func:`k_center_greedy`.
-    """
-    requires = frozenset({FEATURES})
-    image_level = True
-    ranks = False
-
-    def __init__(self, chunk_size: int = 256, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.chunk_size = chunk_size
-
-    def compute(self, outputs: Mapping[str, Any]) -> Tensor:
-        return outputs[FEATURES].flatten(1)
-
-    def default_selection(self) -> dict:
-        return dict(type='KCenterGreedy', chunk_size=self.chunk_size)
-
-    def select(self, scores: Tensor, budget: int, labeled: Optional[Tensor] = None) -> Tensor:
-        return k_center_greedy(scores, labeled, budget, chunk_size=self.chunk_size)

@@ -18,8 +18,8 @@ from typing import Dict, Mapping, Optional
 import torch
 from torch import Tensor
 
+from ..outputs import IMAGE_INDEX, LAST_LAYER_INPUT, NUM_IMAGES, PROBS
 from ..registry import SELECTORS
-from ..scoring.outputs import IMAGE_INDEX, LAST_LAYER_INPUT, NUM_IMAGES, PROBS
 from .base import Selector, matvec
 
 GRAD, INPUT = 'badge_grad', 'badge_input'

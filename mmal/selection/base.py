@@ -16,7 +16,7 @@ from typing import ClassVar, Dict, FrozenSet, List, Mapping, Optional, Sequence
 import torch
 from torch import Tensor
 
-from ..scoring.outputs import FEATURES
+from ..outputs import FEATURES
 
 
 def ranking_key(scores: Tensor) -> Tensor:
@@ -79,7 +79,7 @@ class Selector:
             acquisition service passes each cycle's seed.
     """
 
-    #: Model outputs (keys of :mod:`mmal.scoring.outputs`) this selector reads besides the scores.
+    #: Model outputs (keys of :mod:`mmal.outputs`) this selector reads besides the scores.
     requires: ClassVar[FrozenSet[str]] = frozenset()
     #: Whether :meth:`select` ranks the scorer's per-image scores (False: it ignores any scorer).
     uses_scores: ClassVar[bool] = True

@@ -4,25 +4,49 @@ information. Pure torch.
 The batch score is ``I(y_1..y_n; w) = H(y_1..y_n) - Σ_i E_w H(y_i | w)``, with the ``T``
 Monte-Carlo dropout samples standing in for ``w``. The greedy step adds the candidate that
 maximises it. ``H(y_1..y_n, y_x)`` is computed exactly over all configurations of the batch's
-labels while they are at most ``num_samples``; beyond, from ``num_samples`` configurations drawn
-from the joint (each sampled configuration extended by a draw of the new label, as in the paper).
+labels while they are at most ``num_samples``; beyond, from about ``num_samples`` configurations
+drawn afresh from the joint of the whole batch at every greedy step, as the paper's estimator (and
+batchbald_redux) does: for each Monte-Carlo sample ``t``, ``num_samples // T`` configurations with
+every label drawn from ``p(y | w_t)``.
 
 Detectors have per-box samples; an image is represented by its box with the largest BALD (an
 image without a box by a certain background prediction, which adds no information).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
+from ..outputs import IMAGE_INDEX, MC_PROBS, NUM_IMAGES
 from ..registry import SELECTORS
 from ..scoring import functional as F
-from ..scoring.outputs import IMAGE_INDEX, MC_PROBS, NUM_IMAGES
 from .base import Selector
 
 MC = 'batchbald_mc_probs'
+
+
+def sample_joint(picked: Tensor, num_samples: int, generator: Optional[torch.Generator] = None
+                 ) -> Tuple[Tensor, Tensor]:
+    """Label configurations of a batch drawn from its joint, and their probability under each sample.
+
+    Args:
+        picked: ``[n, T, C]`` Monte-Carlo class distributions of the batch.
+        num_samples: About how many configurations (``T · (num_samples // T)``, at least ``T``).
+        generator: Seeded CPU generator.
+
+    Returns:
+        ``(joint [M, T], log_scale [M])``: ``P_t(configuration m) = exp(log_scale[m]) · joint[m, t]``.
+    """
+    n, samples_t, classes = picked.shape
+    per_sample = max(1, num_samples // samples_t)
+    labels = torch.multinomial(picked.reshape(n * samples_t, classes).float().cpu(), per_sample, replacement=True,
+                               generator=generator).to(picked.device).reshape(n, 1, samples_t * per_sample)
+    log_p = picked.clamp_min(1e-300).log()  # [n, T, C]
+    log_joint = torch.gather(log_p, 2, labels.expand(n, samples_t, -1)).sum(0).T  # [M, T]
+    log_scale = log_joint.amax(1)
+    return (log_joint - log_scale[:, None]).exp(), log_scale
 
 
 def batch_bald(mc_probs: Tensor, budget: int, candidates: Tensor, num_samples: int = 1000,
@@ -33,7 +57,7 @@ def batch_bald(mc_probs: Tensor, budget: int, candidates: Tensor, num_samples: i
         mc_probs: ``[R, T, C]`` Monte-Carlo class distributions of every row.
         budget: Batch size (at most ``len(candidates)``).
         candidates: int64 rows eligible for the batch.
-        num_samples: Most joint configurations kept (exact below, sampled above).
+        num_samples: Most joint configurations kept (exact below, sampled afresh each step above).
         generator: Seeded CPU generator of the sampled configurations.
         chunk: Candidates per joint-entropy block.
 
@@ -47,14 +71,14 @@ def batch_bald(mc_probs: Tensor, budget: int, candidates: Tensor, num_samples: i
     log_scale = probs.new_zeros(1)  # sampled rows are stored rescaled: P = exp(log_scale) * joint
     sampled = False
     available = torch.ones(probs.shape[0], dtype=torch.bool)
-    picks = []
+    picks: List[int] = []
     batch_conditional = 0.0
     for _ in range(budget):
         joint_entropy = torch.empty(probs.shape[0], dtype=torch.float64)
         for start in range(0, probs.shape[0], chunk):
             # p(config, c) = mean_t P_t(config) p_t(c | x): [n, Y, C]
             p = torch.einsum('yt,ntc->nyc', joint, probs[start:start + chunk]) / num_samples_t
-            if sampled:  # -1/M Σ_m Σ_c p(c | y_m) log p(y_m, c)
+            if sampled:  # configurations drawn from p(config): -1/M Σ_m Σ_c p(c | y_m) log p(y_m, c)
                 log_p = torch.log(p.clamp_min(1e-300)) + log_scale[None, :, None]
                 given = p / p.sum(2, keepdim=True).clamp_min(1e-300)
                 joint_entropy[start:start + chunk] = -(given * log_p).sum(2).mean(1)
@@ -70,16 +94,8 @@ def batch_bald(mc_probs: Tensor, budget: int, candidates: Tensor, num_samples: i
         if not sampled and joint.shape[0] * new.shape[1] <= num_samples:
             joint = (joint[:, None, :] * new.T[None]).reshape(-1, num_samples_t)
             continue
-        if not sampled:  # switch: draw num_samples configurations from the exact joint
-            weights = joint.mean(1)
-            rows = torch.multinomial(weights.float().cpu(), num_samples, replacement=True, generator=generator)
-            joint, log_scale, sampled = joint[rows], log_scale.expand(joint.shape[0])[rows], True
-        # extend each configuration with a draw of the new label given the configuration
-        given = joint @ new  # [M, C] (unnormalised p(c | config))
-        labels = torch.multinomial(given.float().cpu().clamp_min(0) + 1e-30, 1, generator=generator).squeeze(1)
-        joint = joint * new[:, labels].T
-        peak = joint.amax(1).clamp_min(1e-300)
-        joint, log_scale = joint / peak[:, None], log_scale + peak.log()
+        sampled = True  # too many configurations: draw them afresh from the joint of the whole batch
+        joint, log_scale = sample_joint(probs[picks], num_samples, generator)
     return candidates[torch.tensor(picks, dtype=torch.long, device=candidates.device)]
 
 

@@ -7,8 +7,8 @@ from typing import Mapping, Optional, Union
 import torch
 from torch import Tensor
 
+from ..outputs import FEATURES
 from ..registry import SELECTORS
-from ..scoring.outputs import FEATURES
 from .base import FeatureSelector, matvec
 
 

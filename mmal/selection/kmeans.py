@@ -6,6 +6,7 @@ Shared by the clustering-based selectors (:class:`~mmal.selection.TypiClust`,
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -36,33 +37,48 @@ def nearest_center(x: Tensor, centers: Tensor, chunk: int = 4096) -> Tuple[Tenso
     return index, dist
 
 
-def kmeans_plus_plus(x: Tensor, k: int, generator: Optional[torch.Generator] = None) -> Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii, 2007): the first center uniformly, each next one
-    with probability proportional to its squared distance to the nearest center so far.
+def kmeans_plus_plus(x: Tensor, k: int, generator: Optional[torch.Generator] = None,
+                     local_trials: Optional[int] = None) -> Tensor:
+    """Greedy k-means++ seeding, as scikit-learn's ``kmeans_plusplus``: the first center uniformly;
+    then, for each next one, ``local_trials`` candidates drawn with probability proportional to their
+    squared distance to the nearest center so far, of which the one that lowers the total squared
+    distance (the potential) most is kept. One trial is plain k-means++ (Arthur & Vassilvitskii, 2007).
 
     Args:
         x: ``[N, D]`` points.
         k: Number of centers (at most ``N``).
         generator: Seeded CPU generator.
+        local_trials: Candidates per center; None: ``2 + int(log(k))`` (scikit-learn's default).
 
     Returns:
         ``[k]`` int64 indices of the chosen points.
     """
     num = x.shape[0]
+    trials = 2 + int(math.log(k)) if local_trials is None else local_trials
     sq = (x * x).sum(1)
     picks = torch.empty(k, dtype=torch.long)
     picks[0] = int(torch.randint(num, (1, ), generator=generator))
-    min_dist = torch.full((num, ), torch.inf, dtype=x.dtype, device=x.device)
-    for i in range(1, k):
-        dist = matvec(x, x[picks[i - 1]]).mul_(-2)
+
+    def distances(index: int) -> Tensor:
+        dist = matvec(x, x[index]).mul_(-2)
         dist += sq
-        dist += sq[picks[i - 1]]
-        torch.minimum(min_dist, dist.clamp_min_(0), out=min_dist)
+        dist += sq[index]
+        return dist.clamp_min_(0)
+
+    min_dist = distances(int(picks[0]))
+    for i in range(1, k):
         weights = min_dist.double().cpu()
         if float(weights.sum()) <= 0:  # fewer distinct points than k: the rest uniformly
             weights = torch.ones(num, dtype=torch.float64)
             weights[picks[:i]] = 0
-        picks[i] = int(torch.multinomial(weights, 1, generator=generator))
+        candidates = torch.multinomial(weights, trials, replacement=True, generator=generator).tolist()
+        best, best_dist, best_potential = -1, min_dist, math.inf
+        for candidate in candidates:
+            dist = torch.minimum(min_dist, distances(candidate))
+            potential = float(dist.double().sum())
+            if potential < best_potential:
+                best, best_dist, best_potential = candidate, dist, potential
+        picks[i], min_dist = best, best_dist
     return picks.to(x.device)
 
 

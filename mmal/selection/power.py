@@ -23,7 +23,8 @@ def log_weights(scores: Tensor, mode: str, beta: float) -> Tensor:
     """Log of the (unnormalised) sampling weight of each score.
 
     Args:
-        scores: ``[N]`` scores (non-finite ones get weight 0).
+        scores: ``[N]`` scores (non-finite ones get weight 0, and so do zero scores with ``'power'``
+            and ``beta > 0``).
         mode: ``'power'`` (scores must be >= 0), ``'softmax'`` or ``'softrank'``.
         beta: Temperature: 0 draws uniformly, large values approach top-k.
 
@@ -34,7 +35,8 @@ def log_weights(scores: Tensor, mode: str, beta: float) -> Tensor:
     if mode == 'power':
         if bool((key[torch.isfinite(key)] < 0).any()):
             raise ValueError("PowerSampling mode='power' needs non-negative scores; use mode='softmax'.")
-        out = beta * torch.log(key.clamp_min(0))
+        # score^0 is 1 for every score, zero included: beta=0 draws uniformly (and 0 * log 0 is no NaN)
+        out = torch.zeros_like(key) if beta == 0 else beta * torch.log(key.clamp_min(0))
     elif mode == 'softmax':
         out = beta * key
     else:
@@ -47,6 +49,9 @@ def log_weights(scores: Tensor, mode: str, beta: float) -> Tensor:
 @SELECTORS.register_module()
 class PowerSampling(Selector):
     """Draw ``budget`` images without replacement, with probability growing with their score.
+
+    Images of weight 0 (a zero score under ``'power'``, a non-finite score) are drawn only when the
+    others run out, uniformly among themselves.
 
     Args:
         beta: Temperature (1.0, the paper's default).
@@ -68,6 +73,9 @@ class PowerSampling(Selector):
         logw = log_weights(scores[rows].cpu(), self.mode, self.beta)
         uniform = torch.rand(rows.numel(), dtype=torch.float64, generator=self.generator)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1 - 1e-16)))
-        # weight-0 rows (non-finite scores) come last, without a second warning
-        key = torch.where(torch.isneginf(logw), torch.full_like(logw, torch.finfo(logw.dtype).min), logw + gumbel)
-        return rows[top_k(key, budget).to(rows.device)]
+        zero = torch.isneginf(logw)
+        # the Gumbel-top-k draw among positive weights, then the weight-0 rows in a uniformly random order
+        positive, empty = (~zero).nonzero().squeeze(1), zero.nonzero().squeeze(1)
+        order = torch.cat([positive[top_k(logw[positive] + gumbel[positive], budget)],
+                           empty[top_k(gumbel[empty], budget)]])[:budget]
+        return rows[order.to(rows.device)]

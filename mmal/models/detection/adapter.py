@@ -7,8 +7,7 @@ import torch
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ...registry import ADAPTERS, DETECTOR_FAMILIES
-from ...scoring.outputs import (
+from ...outputs import (
     AUG_PROBS,
     FEATURES,
     FLIP_LOG_PROBS,
@@ -19,6 +18,7 @@ from ...scoring.outputs import (
     PROBS,
     ModelOutputs,
 )
+from ...registry import ADAPTERS, DETECTOR_FAMILIES
 from ..base_adapter import BaseAdapter
 from .family import DetectorFamily, best_overlap, first_occurrence, flip_boxes, flip_within_images
 
@@ -71,7 +71,7 @@ class DetectionAdapter(BaseAdapter):
 
     Args:
         model: The detector.
-        requires: Output keys to compute (:mod:`mmal.scoring.outputs`).
+        requires: Output keys to compute (:mod:`mmal.outputs`).
         box_mode: ``'detections'`` (default) or ``'anchors'`` (every candidate).
         score_thr: Detection score threshold; None: the model's ``test_cfg``.
         nms_iou: IoU threshold of the NMS; None: the model's.

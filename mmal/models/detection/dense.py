@@ -184,7 +184,7 @@ class DenseHeadFamily(DetectorFamily):
         if p.taps is None:  # no classification layer found: rerun the head on dropped-out taps of its input
             raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
                             'so Monte-Carlo dropout cannot be drawn; use a scorer without MC samples (Entropy, '
-                            'Margin, Consistency, CoreSet).')
+                            'Margin, Consistency) or a feature selection (KCenterGreedy).')
         level, y, x, base = self.locate(p, source)
         for lvl, (tap, layer) in enumerate(zip(p.taps, self.classifiers)):
             rows = (level == lvl).nonzero().squeeze(1)

@@ -1,0 +1,87 @@
+"""The checkpoint trust policy: local checkpoints load without running code from them.
+
+torch >= 2.6 loads with ``weights_only=True``; mmengine's own full checkpoints (message hub,
+``HistoryBuffer``, numpy state) then fail to unpickle. The exact types such a checkpoint holds are
+allow-listed (``HistoryBuffer``, numpy arrays, dtypes and scalars, and a ``getattr`` that only
+returns ``HistoryBuffer``'s statistics functions), so loading still never runs code from the file.
+Anything else is refused with one sentence naming the file, unless the user trusts it
+(``--trust-checkpoint`` or ``MMAL_TRUST_CHECKPOINTS=1``). :mod:`mmal.compat` installs
+:func:`load_local_checkpoint` as mmengine's loader for local files.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import pickle
+import re
+from typing import Any, List
+
+import torch
+
+from .errors import UserError
+
+_trusted = False
+
+
+class UnsafeCheckpointError(UserError):
+    """A checkpoint holds something other than weights and mmengine's bookkeeping."""
+
+
+def trust_checkpoints(trusted: bool = True) -> None:
+    """Load local checkpoints with full unpickling (``--trust-checkpoint``): only for files you trust,
+    since unpickling can run any code the file holds."""
+    global _trusted
+    _trusted = trusted
+
+
+def checkpoints_trusted() -> bool:
+    """Whether local checkpoints are fully unpickled (:func:`trust_checkpoints` or ``MMAL_TRUST_CHECKPOINTS=1``)."""
+    return _trusted or os.environ.get('MMAL_TRUST_CHECKPOINTS', '') == '1'
+
+
+def _history_buffer_getattr(obj, name: str):
+    """``getattr`` as mmengine's checkpoints use it: a ``HistoryBuffer`` statistics function, nothing else."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    statistics = ('min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in statistics:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'getattr({getattr(obj, "__name__", type(obj).__name__)}, {name!r}) is not allowed')
+
+
+def safe_checkpoint_globals() -> List[Any]:
+    """The types an mmengine checkpoint holds besides tensors, under every name numpy 1 and 2 use."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    found = [HistoryBuffer, np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
+    for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        found += [(multiarray._reconstruct, f'{module}._reconstruct'), (multiarray.scalar, f'{module}.scalar')]
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return found
+
+
+def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """Load a local checkpoint without running code from it (``weights_only`` with the types of
+    mmengine's checkpoints allowed), or fully when checkpoints are trusted.
+
+    Raises:
+        FileNotFoundError: No such file.
+        UnsafeCheckpointError: The file holds anything else (one sentence naming it and the fix).
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    if checkpoints_trusted():
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r'GLOBAL (\S+)|getattr\([^)]*\)', str(err))
+        what = found.group(1) or found.group(0) if found else 'an object that is not weights'
+        raise UnsafeCheckpointError(f'{filename} was refused: it holds {what}, and loading it could run code; pass '
+                                    '--trust-checkpoint (or set MMAL_TRUST_CHECKPOINTS=1) only if you trust the '
+                                    'file.') from None

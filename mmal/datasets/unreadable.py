@@ -1,0 +1,75 @@
+"""Streaming a pool whose image files may be missing or damaged: such images are skipped and
+reported, never fatal, and nothing else passes for a bad image."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from mmengine.dataset import pseudo_collate
+from torch.utils.data import DataLoader, Dataset
+
+
+def is_unreadable(err: BaseException) -> bool:
+    """Whether ``err`` says an image file is missing, unreadable or undecodable (and nothing else:
+    a bug in a pipeline must not pass for a bad image)."""
+    if isinstance(err, OSError):  # missing, permission, truncated / unidentified image (PIL)
+        return True
+    if type(err).__name__ == 'error' and type(err).__module__ == 'cv2':
+        return True
+    return isinstance(err, AssertionError) and 'failed to load image' in str(err)  # mmcv's LoadImageFromFile
+
+
+def read_error(dataset: Any, index: int) -> Optional[str]:
+    """The read error of ``dataset[index]`` as ``'Type: message'``, or None when it loads.
+
+    Raises:
+        Exception: Any error that is not an unreadable image (:func:`is_unreadable`).
+    """
+    try:
+        dataset[index]
+    except Exception as err:  # noqa: BLE001 - filtered by is_unreadable
+        if not is_unreadable(err):
+            raise
+        return f'{type(err).__name__}: {err}'
+    return None
+
+
+class SkipUnreadable(Dataset):
+    """Wraps a dataset so that an image that cannot be read is skipped and reported, not fatal.
+
+    Items become ``(index, item, None)``, or ``(index, None, error)`` when the file cannot be read.
+    Any other exception propagates.
+
+    Args:
+        dataset: Any map-style dataset.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> Tuple[int, Any, Optional[str]]:
+        try:
+            return idx, self.dataset[idx], None
+        except Exception as err:  # noqa: BLE001 - filtered by is_unreadable just below
+            if not is_unreadable(err):
+                raise
+            return idx, None, f'{type(err).__name__}: {err}'
+
+
+def collate_skipping(batch: List[Tuple[int, Any, Optional[str]]]) -> Dict[str, Any]:
+    """Collate :class:`SkipUnreadable` items: the readable ones as a batch, the others as failures.
+
+    Returns:
+        ``dict(data=collated batch or None, indices=[positions read], failed=[(position, error)])``.
+    """
+    ok = [(i, item) for i, item, _ in batch if item is not None]
+    return dict(data=pseudo_collate([item for _, item in ok]) if ok else None, indices=[i for i, _ in ok],
+                failed=[(i, err) for i, item, err in batch if item is None])
+
+
+def pool_loader(dataset: Any, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """A dataloader over ``dataset`` in order, skipping (and reporting) unreadable images."""
+    return DataLoader(SkipUnreadable(dataset), batch_size=batch_size, num_workers=num_workers, shuffle=False,
+                      collate_fn=collate_skipping)
