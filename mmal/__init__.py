@@ -8,7 +8,7 @@ so they also work where mmdet is not installed.
 __version__ = '0.1.0'
 
 try:
-    import mmdet  # noqa: F401
+    import mmdet
 except ImportError:  # pragma: no cover - the scoring/selection-only use
     mmdet = None
 
@@ -18,4 +18,4 @@ if mmdet is not None:
     compat.apply()
     from . import active, datasets, engine, evaluation, models  # noqa: F401  (registers modules)
 
-from . import scoring, selection  # noqa: E402,F401
+from . import scoring, selection  # noqa: F401

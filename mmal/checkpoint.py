@@ -10,6 +10,7 @@ Anything else is refused with one sentence naming the file, unless the user trus
 """
 from __future__ import annotations
 
+import importlib
 import os
 import os.path as osp
 import pickle
@@ -54,7 +55,7 @@ def safe_checkpoint_globals() -> List[Any]:
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
 
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    multiarray = importlib.import_module('numpy._core.multiarray' if hasattr(np, '_core') else 'numpy.core.multiarray')
     found = [HistoryBuffer, np.ndarray, np.dtype, (_history_buffer_getattr, 'builtins.getattr')]
     for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         found += [(multiarray._reconstruct, f'{module}._reconstruct'), (multiarray.scalar, f'{module}.scalar')]

@@ -22,13 +22,20 @@ key                   shape             meaning
 """
 from __future__ import annotations
 
-from typing import Collection, Dict, FrozenSet, Mapping, Tuple, TypedDict
+from typing import Collection, Dict, Final, FrozenSet, Mapping, Tuple, TypedDict
 
 from torch import Tensor
 
-PROBS, LOG_PROBS, FLIP_LOG_PROBS, MC_PROBS = 'probs', 'log_probs', 'flip_log_probs', 'mc_probs'
-LAST_LAYER_INPUT, FEATURES, PRED_LOSS, AUG_PROBS = 'last_layer_input', 'features', 'pred_loss', 'aug_probs'
-IMAGE_INDEX, NUM_IMAGES = 'image_index', 'num_images'
+PROBS: Final = 'probs'
+LOG_PROBS: Final = 'log_probs'
+FLIP_LOG_PROBS: Final = 'flip_log_probs'
+MC_PROBS: Final = 'mc_probs'
+LAST_LAYER_INPUT: Final = 'last_layer_input'
+FEATURES: Final = 'features'
+PRED_LOSS: Final = 'pred_loss'
+AUG_PROBS: Final = 'aug_probs'
+IMAGE_INDEX: Final = 'image_index'
+NUM_IMAGES: Final = 'num_images'
 
 
 class ModelOutputs(TypedDict, total=False):

@@ -4,7 +4,8 @@
 #   bash tools/run.sh setup            create/refresh .venv only
 #   bash tools/run.sh demo  [args...]  set up, then run the toy demo (tools/demo.py)
 #   bash tools/run.sh test  [args...]  set up, then run the test suite (pytest, 2 workers: TEST_WORKERS)
-#   bash tools/run.sh lint             set up, then check style and imports (ruff, config in pyproject.toml)
+#   bash tools/run.sh lint             set up, then check style and imports (ruff) and types (mypy on mmal/),
+#                                      both configured in pyproject.toml
 #
 # Idempotent: a second run finds everything in place and only checks it.
 # Environment knobs: PYTHON (interpreter used to create .venv, default python3.11 or python3),
@@ -138,6 +139,8 @@ case "$cmd" in
   # Two pytest workers (one per core of the reference machine), a test file per worker at a time so that
   # module fixtures are built once; TEST_WORKERS=0 runs in one process.
   test) setup; exec "$PY" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@" ;;
-  lint) setup; exec "$PY" -m ruff check "$ROOT/mmal" "$ROOT/tools" "$ROOT/tests" "$ROOT/configs" ;;
+  lint) setup
+        "$PY" -m ruff check "$ROOT/mmal" "$ROOT/tools" "$ROOT/tests" "$ROOT/configs"
+        exec "$PY" -m mypy --config-file "$ROOT/pyproject.toml" ;;
   *) echo "usage: bash tools/run.sh {setup|demo|test|lint} [args...]" >&2; exit 2 ;;
 esac

@@ -242,7 +242,7 @@ class ActiveLearningLoop:
         runner = self._runner(trial, cycle, load_from=load_from)
         try:
             runner.train()
-        except Exception as err:  # noqa: BLE001 - only unreadable training images are turned into a sentence
+        except Exception as err:
             if not is_unreadable(err):
                 raise
             raise UserError(f'a training image of trial {trial} cycle {cycle} cannot be read ({type(err).__name__}: '

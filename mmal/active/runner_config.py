@@ -40,7 +40,8 @@ def data_roots(dataset_cfg: Dict[str, Any]) -> List[Tuple[str, str]]:
         return []
     kind = dataset_cfg.get('type')
     cls = DATASETS.get(kind) if isinstance(kind, str) else kind
-    hint = cls.layout_hint() if hasattr(cls, 'layout_hint') else VOC_LAYOUT
+    layout_hint = getattr(cls, 'layout_hint', None)
+    hint = layout_hint() if layout_hint is not None else VOC_LAYOUT
     return [(dataset_cfg['data_root'], hint)]
 
 
@@ -49,14 +50,20 @@ class CycleConfig(Config):
 
     mmengine formats the whole config with yapf (about 0.4 s) on every dump, log line and
     checkpoint: seven times per cycle. A cycle's config does not change once its runner exists, so
-    the first formatting is kept.
+    the first formatting is kept. mmengine 0.10.7 turns any exception of the formatting into a
+    ``SyntaxError`` (a bare ``except``), Ctrl-C included: that one is given back as Ctrl-C.
     """
 
     @property
     def pretty_text(self) -> str:
         text = self.__dict__.get('_mmal_text')  # (Config stores plain attributes in the config itself)
         if text is None:
-            text = super().pretty_text
+            try:
+                text = super().pretty_text
+            except SyntaxError as err:
+                if isinstance(err.__context__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from None
+                raise
             object.__setattr__(self, '_mmal_text', text)
         return text
 

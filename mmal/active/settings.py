@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
@@ -87,8 +87,9 @@ class ALSettings:
         missing = {'initial_labeled', 'budget', 'num_cycles'} - set(section)
         if missing:
             raise UserError(f'active_learning needs {sorted(missing)}; add them to the config.')
-        settings = cls(**{k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v)
-                          for k, v in section.items()})
+        values: Dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v)
+                                  for k, v in section.items()}
+        settings = cls(**values)
         settings.validate()
         return settings
 

@@ -84,7 +84,7 @@ class _CIFAR(BaseDataset):
     def load_data_list(self) -> List[dict]:
         meta_file, names_key = self.META
         self._metainfo['classes'] = tuple(n.decode() for n in self._read(meta_file)[names_key])
-        data_list = []
+        data_list: List[dict] = []
         for name in self.FILES[self.split]:
             batch = self._read(name)
             images = np.asarray(batch[b'data'], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)

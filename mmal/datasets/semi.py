@@ -3,7 +3,7 @@ mixed in every batch at a fixed ratio."""
 from __future__ import annotations
 
 import json
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence
 
 import torch
 from mmdet.registry import DATA_SAMPLERS, DATASETS
@@ -33,9 +33,10 @@ class SemiSupervisedSubset:
             ``inputs`` are stacked ``[K, ...]``.
     """
 
-    def __init__(self, dataset: Union[dict, object], indices_file: str,
-                 unlabeled_dataset: Optional[Union[dict, object]] = None, unlabeled_views: int = 1) -> None:
-        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+    def __init__(self, dataset: Any, indices_file: str, unlabeled_dataset: Any = None,
+                 unlabeled_views: int = 1) -> None:
+        self.dataset: Any = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+        self.unlabeled_dataset: Any
         if unlabeled_dataset is None:
             self.unlabeled_dataset = self.dataset
         else:
@@ -124,8 +125,9 @@ class LabeledRatioSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed)
-        labeled = self._stream(self.num_labeled, 0, generator) if self.num_labeled else None
-        unlabeled = self._stream(self.num_unlabeled, self.num_labeled, generator) if self.num_unlabeled else None
+        empty: Iterator[int] = iter(())
+        labeled = self._stream(self.num_labeled, 0, generator) if self.num_labeled else empty
+        unlabeled = self._stream(self.num_unlabeled, self.num_labeled, generator) if self.num_unlabeled else empty
         while True:
             for _ in range(self.per_batch):
                 yield next(labeled)

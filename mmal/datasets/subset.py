@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 from mmdet.registry import DATASETS
 
@@ -17,14 +17,15 @@ class IndexSubset:
         indices_file: Or a JSON file whose ``"indices"`` are kept (keeps long lists out of configs).
     """
 
-    def __init__(self, dataset: Union[dict, object], indices: Optional[Sequence[int]] = None,
+    def __init__(self, dataset: Any, indices: Optional[Sequence[int]] = None,
                  indices_file: Optional[str] = None) -> None:
         if (indices is None) == (indices_file is None):
             raise ValueError('IndexSubset takes exactly one of `indices` and `indices_file`.')
         if indices_file is not None:
             with open(indices_file) as f:
                 indices = json.load(f)['indices']
-        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+        assert indices is not None
+        self.dataset: Any = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
         self.indices = [int(i) for i in indices]
         if self.indices and not 0 <= min(self.indices) <= max(self.indices) < len(self.dataset):
             raise IndexError(f'IndexSubset: indices must lie in [0, {len(self.dataset)}), '

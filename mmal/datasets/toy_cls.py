@@ -26,16 +26,16 @@ from ..errors import UserError
 
 def toy_images(labels: Sequence[int], num_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """``[N, size, size, 3]`` uint8 RGB images of the given classes."""
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    angle = np.pi * labels / num_classes + rng.normal(0, 0.05, len(labels))
-    freq = 2.0 + (labels % 3) + rng.uniform(-0.2, 0.2, len(labels))
-    phase = rng.uniform(0, 2 * np.pi, len(labels))
+    angle = np.pi * label_array / num_classes + rng.normal(0, 0.05, len(label_array))
+    freq = 2.0 + (label_array % 3) + rng.uniform(-0.2, 0.2, len(label_array))
+    phase = rng.uniform(0, 2 * np.pi, len(label_array))
     along = np.cos(angle)[:, None, None] * xx + np.sin(angle)[:, None, None] * yy
     wave = np.sin(2 * np.pi * freq[:, None, None] * along + phase[:, None, None])
-    hue = (labels * 0.61803) % 1.0
+    hue = (label_array * 0.61803) % 1.0
     colour = np.stack([np.abs(np.sin(np.pi * (hue + k / 3))) for k in range(3)], axis=1)  # [N, 3]
-    noise_level = rng.uniform(0.2, 2.5, len(labels))  # easy ... hard
+    noise_level = rng.uniform(0.2, 2.5, len(label_array))  # easy ... hard
     img = 0.5 + 0.35 * wave[..., None] * colour[:, None, None, :]
     img = img + noise_level[:, None, None, None] * rng.normal(0, 0.25, img.shape)
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)

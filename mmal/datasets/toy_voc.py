@@ -69,7 +69,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     period = rng.uniform(6, 24)
     stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
     img += (rng.uniform(5, 25) * stripes)[..., None]
-    img += rng.normal(0, 8, size=img.shape).astype(np.float32)
+    img += np.asarray(rng.normal(0, 8, size=img.shape), dtype=np.float32)
     for _ in range(rng.integers(1, 4)):  # thin distractor lines
         p1 = tuple(int(v) for v in rng.integers(0, size, 2))
         p2 = tuple(int(v) for v in rng.integers(0, size, 2))
@@ -85,6 +85,7 @@ def _draw_shape(img: np.ndarray, cls: str, box: Box, color: Tuple[float, ...]) -
     if cls == 'circle':
         cv2.ellipse(img, (int(cx), int(cy)), (w // 2, h // 2), 0, 0, 360, color, -1, cv2.LINE_AA)
         return
+    pts: List[Tuple[float, float]]
     if cls == 'square':
         pts = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
     elif cls == 'triangle':
@@ -117,7 +118,7 @@ def _render(rng: np.random.Generator, spec: ToyVOCSpec,
     objects: List[Tuple[str, Box]] = []
     for _ in range(int(rng.integers(1, spec.max_objects + 1))):
         for _try in range(20):
-            side = int(rng.integers(size // 7, size // 2.6))
+            side = int(rng.integers(size // 7, int(size // 2.6)))
             aspect = rng.uniform(0.8, 1.25)
             w, h = side, max(8, int(side * aspect))
             h = min(h, size - 2)

@@ -26,7 +26,7 @@ def read_error(dataset: Any, index: int) -> Optional[str]:
     """
     try:
         dataset[index]
-    except Exception as err:  # noqa: BLE001 - filtered by is_unreadable
+    except Exception as err:
         if not is_unreadable(err):
             raise
         return f'{type(err).__name__}: {err}'
@@ -52,7 +52,7 @@ class SkipUnreadable(Dataset):
     def __getitem__(self, idx: int) -> Tuple[int, Any, Optional[str]]:
         try:
             return idx, self.dataset[idx], None
-        except Exception as err:  # noqa: BLE001 - filtered by is_unreadable just below
+        except Exception as err:
             if not is_unreadable(err):
                 raise
             return idx, None, f'{type(err).__name__}: {err}'

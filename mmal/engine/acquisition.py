@@ -13,7 +13,7 @@ from :func:`~mmal.engine.method.build_method`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, get_world_size
@@ -142,7 +142,7 @@ class AcquisitionService:
             scores, inputs, unreadable = self._score(model, pool, rows)
         else:  # nothing to compute (random): no forward pass, one draw for the whole candidate list
             scores, inputs, unreadable = None, {}, {}
-        result = None
+        result: Union[AcquisitionResult, UserError, None] = None
         if get_rank() == 0:
             try:
                 result = self._select(pool, candidates, rows, scores, inputs, unreadable, budget)
@@ -154,6 +154,7 @@ class AcquisitionService:
             result = box[0]
         if isinstance(result, UserError):
             raise UserError(str(result))
+        assert isinstance(result, AcquisitionResult)  # rank 0 always decides one or the other
         return result
 
     def _score(self, model: nn.Module, pool: Any, rows: List[int]) -> Tuple[Optional[Tensor], Dict[str, Tensor],

@@ -1,7 +1,7 @@
 """Top-k accuracy of an image classifier, in percent (the study's unit)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet.registry import METRICS
@@ -22,7 +22,7 @@ class ClassificationAccuracy(BaseMetric):
 
     default_prefix = 'accuracy'
 
-    def __init__(self, topk: Sequence[int] = (1, ), collect_device: str = 'cpu', prefix: str = None) -> None:
+    def __init__(self, topk: Sequence[int] = (1, ), collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.topk = tuple(topk)
 

@@ -19,6 +19,7 @@ from ..outputs import (
 )
 from ..registry import ADAPTERS
 from .base_adapter import BaseAdapter
+from .classifier import ImageClassifier
 
 
 @ADAPTERS.register_module()
@@ -42,13 +43,14 @@ class ClassificationAdapter(BaseAdapter):
         aug_seed: Seed of the augmentations.
     """
 
-    def __init__(self, model: nn.Module, requires: Collection[str], mc_samples: int = 10,
+    def __init__(self, model: ImageClassifier, requires: Collection[str], mc_samples: int = 10,
                  dropout_p: Optional[float] = None, aug_views: int = 2, aug_shift: int = 4,
                  aug_seed: int = 0) -> None:
         if not all(hasattr(model, name) for name in ('extract_feat', 'pool', 'head')):
             raise TypeError(f'{type(model).__name__} is not an image classifier (extract_feat, pool, head); '
                             'use ClassificationAdapter with mmal.models.ImageClassifier.')
         super().__init__(model, requires)
+        self.model: ImageClassifier = model
         p = getattr(model, 'dropout_p', 0.0) if dropout_p is None else dropout_p
         if MC_PROBS in self.requires and not 0 < p < 1:
             raise ValueError('Monte-Carlo outputs need dropout: give the model dropout=0.3 (or similar) or '
@@ -71,7 +73,7 @@ class ClassificationAdapter(BaseAdapter):
         model = self.model
         model.eval()
         inputs = model.data_preprocessor(data, False)['inputs']
-        out: Dict = {'num_images': inputs.shape[0]}
+        out: ModelOutputs = {'num_images': inputs.shape[0]}
         if not self.requires:
             return out
         stages = model.extract_feat(inputs)

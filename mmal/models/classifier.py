@@ -114,6 +114,8 @@ class ImageClassifier(BaseModel):
     def forward(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None,
                 mode: str = 'tensor'):
         if mode == 'loss':
+            if data_samples is None:
+                raise ValueError('ImageClassifier: mode=\'loss\' needs the data samples (the labels).')
             return self.loss(inputs, data_samples)
         if mode == 'predict':
             return self.predict(inputs, data_samples)

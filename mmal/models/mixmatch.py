@@ -51,12 +51,12 @@ class MixMatchClassifier(ImageClassifier):
         **kwargs: Everything :class:`ImageClassifier` takes.
     """
 
-    def __init__(self, *args, temperature: float = 0.5, alpha: float = 0.75, lambda_u: float = 75.0,
+    def __init__(self, temperature: float = 0.5, alpha: float = 0.75, lambda_u: float = 75.0,
                  ramp_up_iters: int = 16384, data_preprocessor: Optional[dict] = None, **kwargs) -> None:
         preprocessor = dict(data_preprocessor or {})
         if preprocessor.get('type', 'ImgDataPreprocessor') == 'ImgDataPreprocessor':
             preprocessor['type'] = 'MultiViewDataPreprocessor'
-        super().__init__(*args, data_preprocessor=preprocessor, **kwargs)
+        super().__init__(data_preprocessor=preprocessor, **kwargs)
         self.temperature, self.alpha, self.lambda_u, self.ramp_up_iters = temperature, alpha, lambda_u, ramp_up_iters
 
     def logits(self, inputs: Tensor) -> Tensor:

@@ -107,7 +107,7 @@ def choose_metric(runs: Sequence[Run], metric: Optional[str] = None) -> str:
         if metric not in available:
             raise UserError(f'no run has the metric {metric!r}; available: {", ".join(available) or "none"}.')
         return metric
-    named = {run.metric for run in runs if run.metric in available}
+    named = {run.metric for run in runs if run.metric is not None and run.metric in available}
     if len(named) == 1:
         return named.pop()
     for preferred in PREFERRED_METRICS:

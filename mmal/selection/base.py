@@ -107,6 +107,12 @@ class Selector:
         order = random_subset(len(unlabeled), self.subset_size, self.generator).tolist()
         return [unlabeled[i] for i in order]
 
+    def scores_of(self, scores: Optional[Tensor]) -> Tensor:
+        """``scores``, which a score-ranking selector must be given."""
+        if scores is None:
+            raise ValueError(f'{type(self).__name__} ranks scores: pass the scorer\'s scores to select().')
+        return scores
+
     def image_inputs(self, outputs: Mapping) -> Dict[str, Tensor]:
         """The per-image tensors to keep from one batch of model outputs (``[n, ...]`` each).
 

@@ -70,7 +70,7 @@ class PowerSampling(Selector):
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
         rows = (~labeled).nonzero().squeeze(1)
-        logw = log_weights(scores[rows].cpu(), self.mode, self.beta)
+        logw = log_weights(self.scores_of(scores)[rows].cpu(), self.mode, self.beta)
         uniform = torch.rand(rows.numel(), dtype=torch.float64, generator=self.generator)
         gumbel = -torch.log(-torch.log(uniform.clamp(1e-300, 1 - 1e-16)))
         zero = torch.isneginf(logw)

@@ -14,7 +14,7 @@ taken over a random sample of ``sample_size`` points.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -138,7 +138,7 @@ def greedy_cover(indptr: Tensor, indices: Tensor, labeled: Tensor, budget: int,
     degree = running[indptr[1:]] - running[indptr[:-1]]
     del running
     available = ~labeled.clone()
-    picks = []
+    picks: List[int] = []
     while len(picks) < budget:
         masked = torch.where(available, degree, torch.full_like(degree, -1))
         best = int(masked.argmax())

@@ -87,6 +87,7 @@ class TopK(Selector):
         self.tie_break = tie_break
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
+        scores = self.scores_of(scores)
         rows = (~labeled).nonzero().squeeze(1)
         if self.tie_break == 'index':
             return rows[top_k(scores[rows], budget)]

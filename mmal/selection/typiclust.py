@@ -10,7 +10,7 @@ neighbours in the cluster, ``k = min(k_nn, cluster size // 2)``.
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -81,7 +81,7 @@ class TypiClust(FeatureSelector):
         # Fewest labeled first, then largest, then lowest id: one stable sort per key, minor first.
         clusters = clusters[(-sizes[clusters]).argsort(stable=True)]
         clusters = clusters[covered[clusters].argsort(stable=True)]
-        picks = []
+        picks: List[int] = []
         visit = 0
         while len(picks) < budget:
             cluster = int(clusters[visit % len(clusters)])

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-from mmal.registry import SELECTORS  # noqa: E402
-from mmal.scoring import functional as F  # noqa: E402
-from mmal.selection import k_center_greedy, top_k  # noqa: E402
+from mmal.registry import SELECTORS
+from mmal.scoring import functional as F
+from mmal.selection import k_center_greedy, top_k
 
 PAGE = os.sysconf('SC_PAGE_SIZE')
 

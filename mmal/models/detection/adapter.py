@@ -1,11 +1,12 @@
 """``DetectionAdapter``: any supported mmdet detector and a batch -> the outputs a scorer requires."""
 from __future__ import annotations
 
-from typing import Collection, Dict, FrozenSet, List, Optional
+from typing import Any, Collection, Dict, FrozenSet, List, Optional
 
 import torch
+from mmdet.models.detectors import BaseDetector
 from mmengine.structures import InstanceData
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...outputs import (
     AUG_PROBS,
@@ -26,7 +27,7 @@ BOX_MODES = ('detections', 'anchors')
 BOX_OUTPUTS = frozenset({PROBS, LOG_PROBS, FLIP_LOG_PROBS, MC_PROBS, LAST_LAYER_INPUT})
 
 
-def find_family(model: nn.Module, name: Optional[str] = None) -> type:
+def find_family(model: BaseDetector, name: Optional[str] = None) -> type:
     """The detector family of ``model``: ``name`` if given, else the first registered family (lowest
     ``priority``) that accepts it.
 
@@ -89,7 +90,7 @@ class DetectionAdapter(BaseAdapter):
              PRED_LOSS: 'use an LLAL detector (type=\'LLALSingleStageDetector\') for the LossPrediction scorer.'}
 
     def __init__(self,
-                 model: nn.Module,
+                 model: BaseDetector,
                  requires: Collection[str],
                  box_mode: str = 'detections',
                  score_thr: Optional[float] = None,
@@ -105,15 +106,24 @@ class DetectionAdapter(BaseAdapter):
         if not hasattr(model, 'extract_feat'):
             raise TypeError(f'{type(model).__name__} is not an mmdet detector (no extract_feat).')
         super().__init__(model, requires)
-        self.family: Optional[DetectorFamily] = None
+        self.model: BaseDetector = model
+        self._family: Optional[DetectorFamily[Any]] = None
         if self.requires & BOX_OUTPUTS:
             family_cls = find_family(model, family)
-            self.family = family_cls(model, dict(score_thr=score_thr, nms_iou=nms_iou, nms_pre=nms_pre,
-                                                 max_per_img=max_per_img))
+            self._family = family_cls(model, dict(score_thr=score_thr, nms_iou=nms_iou, nms_pre=nms_pre,
+                                                  max_per_img=max_per_img))
         self.box_mode, self.feature_level = box_mode, feature_level
         self.mc_samples, self.dropout_p = mc_samples, dropout_p
 
-    def provides_for(self, model: nn.Module) -> FrozenSet[str]:
+    @property
+    def family(self) -> DetectorFamily[Any]:
+        """The detector's family (only an adapter asked for per-box outputs has one)."""
+        if self._family is None:
+            raise TypeError('this DetectionAdapter computes no per-box outputs, so it has no detector family; build '
+                            'it with a box output in `requires`.')
+        return self._family
+
+    def provides_for(self, model: BaseDetector) -> FrozenSet[str]:
         if not hasattr(model, 'predict_loss'):
             return self.provides - {PRED_LOSS}
         return self.provides

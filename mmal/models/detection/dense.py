@@ -7,21 +7,22 @@ and carries the prior index of every kept box through it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as nnf
 from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, YOLOXHead
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+from mmdet.models.detectors import BaseDetector
 from mmdet.models.layers import multiclass_nms
-from mmdet.models.utils import filter_scores_and_topk, select_single_mlvl
+from mmdet.models.utils import filter_scores_and_topk
 from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ...registry import DETECTOR_FAMILIES
 from .distributions import level_logits, sigmoid_log_probs, softmax_log_probs
-from .family import DetectorFamily, capture_inputs, simple_conv, sparse_conv_mc
+from .family import DetectorFamily, FamilyPass, capture_inputs, simple_conv, sparse_conv_mc
 
 #: Names under which mmdet's dense heads keep their last classification conv (one shared by all
 #: levels, or one per level).
@@ -29,18 +30,49 @@ CLASSIFIER_ATTRS = ('retina_cls', 'conv_cls', 'atss_cls', 'gfl_cls', 'vfnet_cls'
 
 
 @dataclass
-class DensePass:
-    """One forward of a dense head on a batch."""
-    detections: Optional[List[InstanceData]]  # None for a pass that only serves flip alignment
-    maps: tuple  # the head's raw outputs, per level: class maps, box maps (, score-factor maps)
-    taps: Optional[List[Tensor]]  # per level, the input of the classification conv [B, C_in, H, W]
-    shapes: List[tuple]  # per level (H, W, priors per location)
-    metas: List[dict]
-    cache: Dict = field(default_factory=dict)
+class DensePass(FamilyPass):
+    """One forward of a dense head on a batch.
+
+    Attributes:
+        maps: The head's raw outputs: per output (class, box, and score-factor maps where the head
+            has them), one ``[B, A_l * channels, H_l, W_l]`` map per level.
+        taps: Per level, the input of the classification conv ``[B, C_in, H, W]`` (None when the
+            head's classification layer was not found).
+        shapes: Per level ``(H, W, priors per location)``.
+        metas: Per image, its ``metainfo``.
+        cache: Priors and decoded boxes, computed once per pass.
+    """
+
+    maps: Tuple[List[Tensor], ...]
+    taps: Optional[List[Tensor]]
+    shapes: List[Tuple[int, int, int]]
+    metas: List[Dict[str, Any]]
+    cache: Dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LevelOutputs:
+    """One level's outputs for one image, one row per prior, as ``predict_by_feat`` reads them.
+
+    Attributes:
+        level: The level.
+        start: The source index (candidate index in the image) of the level's first prior.
+        cls: ``[N, C]`` class logits.
+        box: ``[N, E]`` box regression outputs.
+        factor: ``[N]`` score-factor logits (centerness, IoU, objectness), or None.
+        priors: ``[N, 4]`` anchors (or ``[N, 2+]`` points) of the level.
+    """
+
+    level: int
+    start: int
+    cls: Tensor
+    box: Tensor
+    factor: Optional[Tensor]
+    priors: Tensor
 
 
 @DETECTOR_FAMILIES.register_module()
-class DenseHeadFamily(DetectorFamily):
+class DenseHeadFamily(DetectorFamily[DensePass]):
     """Dense heads post-processed by mmdet's default ``BaseDenseHead`` path: RetinaNet, FCOS, ATSS,
     VFNet, RTMDet, FSAF, DDOD, AutoAssign, ... (centerness-style score factors included).
 
@@ -49,30 +81,32 @@ class DenseHeadFamily(DetectorFamily):
     """
     covers = 'RetinaNet, FCOS, ATSS, VFNet, RTMDet and other heads on mmdet\'s default dense post-processing'
 
-    def __init__(self, model: nn.Module, test_cfg: Optional[dict] = None) -> None:
+    def __init__(self, model: BaseDetector, test_cfg: Optional[dict] = None) -> None:
         super().__init__(model, test_cfg)
-        self.head = model.bbox_head
+        self.head: BaseDenseHead = model.bbox_head
         self.cfg = self.post_cfg(self.head.test_cfg)
         self.use_sigmoid = bool(self.head.use_sigmoid_cls)
         self.classifiers = self.classifier_layers(self.head)
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         head = getattr(model, 'bbox_head', None)
-        kind = type(head)
-        return (isinstance(head, BaseDenseHead) and kind.predict is BaseDenseHead.predict
+        if not isinstance(head, BaseDenseHead):
+            return False
+        kind: Any = type(head)
+        return (kind.predict is BaseDenseHead.predict
                 and kind.predict_by_feat is BaseDenseHead.predict_by_feat
                 and kind._predict_by_feat_single is BaseDenseHead._predict_by_feat_single
                 and kind._bbox_post_process is BaseDenseHead._bbox_post_process
                 and not getattr(getattr(head, 'loss_cls', None), 'custom_cls_channels', False))
 
-    def classifier_layers(self, head: nn.Module) -> Optional[List[nn.Module]]:
+    def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
         """The last classification conv of each level, or None when it cannot be found."""
         levels = head.prior_generator.num_levels
         for name in CLASSIFIER_ATTRS:
             layer = getattr(head, name, None)
             if isinstance(layer, nn.Conv2d):
-                return [layer] * levels
+                return [layer for _ in range(levels)]
             if isinstance(layer, nn.ModuleList) and len(layer) == levels:
                 return list(layer)
         return None
@@ -97,40 +131,48 @@ class DenseHeadFamily(DetectorFamily):
                 [m.shape[-2:] for m in cls_maps], dtype=cls_maps[0].dtype, device=cls_maps[0].device)
         return p.cache['priors']
 
-    def postprocess(self, p: DensePass) -> List[InstanceData]:
-        """``BaseDenseHead._predict_by_feat_single`` with the prior index carried as ``sources``."""
-        head, cfg = self.head, self.cfg
-        cls_maps, box_maps = p.maps[0], p.maps[1]
-        factor_maps = p.maps[2] if len(p.maps) > 2 else None
+    def levels(self, p: DensePass, image: int) -> Iterator[LevelOutputs]:
+        """The per-level outputs of one image, flattened as every dense ``_predict_by_feat_single`` does."""
         priors = self.priors(p)
         starts = torch.tensor([0] + [h * w * n for h, w, n in p.shapes]).cumsum(0).tolist()
-        results = []
-        for b, meta in enumerate(p.metas):
-            cls_list = select_single_mlvl(cls_maps, b, detach=True)
-            box_list = select_single_mlvl(box_maps, b, detach=True)
-            factor_list = select_single_mlvl(factor_maps, b, detach=True) if factor_maps is not None else None
-            boxes, scores, labels, factors, sources, kept_priors = [], [], [], [], [], []
-            for level, (cls_score, bbox_pred) in enumerate(zip(cls_list, box_list)):
-                bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, head.bbox_coder.encode_size)
-                cls_score = cls_score.permute(1, 2, 0).reshape(-1, head.cls_out_channels)
-                level_scores = cls_score.sigmoid() if self.use_sigmoid else cls_score.softmax(-1)[:, :-1]
-                kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
-                    level_scores, cfg.get('score_thr', 0), cfg.get('nms_pre', -1),
-                    dict(bbox_pred=bbox_pred, priors=priors[level]))
-                boxes.append(filtered['bbox_pred'])
-                kept_priors.append(filtered['priors'])
-                scores.append(kept_scores)
-                labels.append(kept_labels)
-                sources.append(keep + starts[level])
-                if factor_list is not None:
-                    factors.append(factor_list[level].permute(1, 2, 0).reshape(-1).sigmoid()[keep])
-            res = InstanceData()
-            res.bboxes = head.bbox_coder.decode(cat_boxes(kept_priors), torch.cat(boxes), max_shape=meta['img_shape'])
-            res.scores, res.labels, res.sources = torch.cat(scores), torch.cat(labels), torch.cat(sources)
-            if factor_list is not None:
-                res.score_factors = torch.cat(factors)
-            results.append(head._bbox_post_process(res, cfg, rescale=False, with_nms=True, img_meta=meta))
-        return results
+        factor_maps = p.maps[2] if len(p.maps) > 2 else None
+
+        def rows(m: Tensor, per_prior: int) -> Tensor:
+            return m[image].detach().permute(1, 2, 0).reshape(-1, per_prior)
+
+        for level, (cls_map, box_map) in enumerate(zip(p.maps[0], p.maps[1])):
+            priors_here = p.shapes[level][2]
+            factor = rows(factor_maps[level], 1).squeeze(1) if factor_maps is not None else None
+            yield LevelOutputs(level=level, start=starts[level], cls=rows(cls_map, cls_map.shape[1] // priors_here),
+                               box=rows(box_map, box_map.shape[1] // priors_here), factor=factor,
+                               priors=priors[level])
+
+    def postprocess(self, p: DensePass) -> List[InstanceData]:
+        """Every image's detections (:meth:`image_detections`), each with its prior index as ``sources``."""
+        return [self.image_detections(p, b, meta) for b, meta in enumerate(p.metas)]
+
+    def image_detections(self, p: DensePass, image: int, meta: Dict[str, Any]) -> InstanceData:
+        """``BaseDenseHead._predict_by_feat_single`` of one image, with the prior index carried."""
+        head, cfg = self.head, self.cfg
+        boxes, scores, labels, factors, sources, kept_priors = [], [], [], [], [], []
+        for lv in self.levels(p, image):
+            level_scores = lv.cls.sigmoid() if self.use_sigmoid else lv.cls.softmax(-1)[:, :-1]
+            kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
+                level_scores, cfg.get('score_thr', 0), cfg.get('nms_pre', -1),
+                dict(bbox_pred=lv.box, priors=lv.priors))
+            boxes.append(filtered['bbox_pred'])
+            kept_priors.append(filtered['priors'])
+            scores.append(kept_scores)
+            labels.append(kept_labels)
+            sources.append(keep + lv.start)
+            if lv.factor is not None:
+                factors.append(lv.factor.sigmoid()[keep])
+        res = InstanceData()
+        res.bboxes = head.bbox_coder.decode(cat_boxes(kept_priors), torch.cat(boxes), max_shape=meta['img_shape'])
+        res.scores, res.labels, res.sources = torch.cat(scores), torch.cat(labels), torch.cat(sources)
+        if factors:
+            res.score_factors = torch.cat(factors)
+        return head._bbox_post_process(res, cfg, rescale=False, with_nms=True, img_meta=meta)
 
     def num_candidates(self, p: DensePass, image: int) -> int:
         return sum(h * w * n for h, w, n in p.shapes)
@@ -181,7 +223,7 @@ class DenseHeadFamily(DetectorFamily):
         logits = p.maps[0][0].new_zeros((samples, len(source), channels), dtype=torch.float32)
         if len(source) == 0:
             return logits.new_zeros((samples, 0, self.num_outcomes()))
-        if p.taps is None:  # no classification layer found: rerun the head on dropped-out taps of its input
+        if p.taps is None or self.classifiers is None:  # the head's classification layer was not found
             raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
                             'so Monte-Carlo dropout cannot be drawn; use a scorer without MC samples (Entropy, '
                             'Margin, Consistency) or a feature selection (KCenterGreedy).')
@@ -211,7 +253,7 @@ class DenseHeadFamily(DetectorFamily):
         """The classification conv's input at each row's location (its centre tap). Levels with their
         own classification conv (SSD) are different layers: each row fills its level's block of a
         vector spanning all of them, so gradients of different layers never mix."""
-        if p.taps is None:
+        if p.taps is None or self.classifiers is None:
             raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}; '
                             'BADGE needs its input.')
         level, y, x, _ = self.locate(p, source)
@@ -242,10 +284,10 @@ class SSDFamily(DenseHeadFamily):
     covers = 'SSD'
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         return isinstance(getattr(model, 'bbox_head', None), SSDHead)
 
-    def classifier_layers(self, head: nn.Module) -> Optional[List[nn.Module]]:
+    def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
         return [branch[-1] if isinstance(branch, nn.Sequential) else branch for branch in head.cls_convs]
 
     def mirrored_log_probs(self, p: DensePass, flipped_feats: Sequence[Tensor], image: Tensor,
@@ -263,42 +305,35 @@ class GFLFamily(DenseHeadFamily):
     covers = 'GFL'
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         return type(getattr(model, 'bbox_head', None)) is GFLHead
 
-    def distances(self, p: DensePass, image: int, level: int) -> Tensor:
+    def distances(self, lv: LevelOutputs) -> Tensor:
         """``GFLHead._predict_by_feat_single``'s integral box distances of one level and image."""
-        stride = self.head.prior_generator.strides[level][0]
-        return self.head.integral(p.maps[1][level][image].detach().permute(1, 2, 0)) * stride
+        return self.head.integral(lv.box) * self.head.prior_generator.strides[lv.level][0]
 
-    def postprocess(self, p: DensePass) -> List[InstanceData]:
+    def image_detections(self, p: DensePass, image: int, meta: Dict[str, Any]) -> InstanceData:
         head, cfg = self.head, self.cfg
-        priors = self.priors(p)
-        starts = torch.tensor([0] + [h * w * n for h, w, n in p.shapes]).cumsum(0).tolist()
-        results = []
-        for b, meta in enumerate(p.metas):
-            boxes, scores, labels, sources = [], [], [], []
-            for level, cls_map in enumerate(p.maps[0]):
-                level_scores = cls_map[b].detach().permute(1, 2, 0).reshape(-1, head.cls_out_channels).sigmoid()
-                kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
-                    level_scores, cfg.score_thr, cfg.get('nms_pre', -1),
-                    dict(bbox_pred=self.distances(p, b, level), priors=priors[level]))
-                boxes.append(head.bbox_coder.decode(head.anchor_center(filtered['priors']), filtered['bbox_pred'],
-                                                    max_shape=meta['img_shape']))
-                scores.append(kept_scores)
-                labels.append(kept_labels)
-                sources.append(keep + starts[level])
-            res = InstanceData(bboxes=torch.cat(boxes), scores=torch.cat(scores), labels=torch.cat(labels),
-                               sources=torch.cat(sources))
-            results.append(head._bbox_post_process(res, cfg, rescale=False, with_nms=True, img_meta=meta))
-        return results
+        boxes, scores, labels, sources = [], [], [], []
+        for lv in self.levels(p, image):
+            kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
+                lv.cls.sigmoid(), cfg.score_thr, cfg.get('nms_pre', -1),
+                dict(bbox_pred=self.distances(lv), priors=lv.priors))
+            boxes.append(head.bbox_coder.decode(head.anchor_center(filtered['priors']), filtered['bbox_pred'],
+                                                max_shape=meta['img_shape']))
+            scores.append(kept_scores)
+            labels.append(kept_labels)
+            sources.append(keep + lv.start)
+        res = InstanceData(bboxes=torch.cat(boxes), scores=torch.cat(scores), labels=torch.cat(labels),
+                           sources=torch.cat(sources))
+        return head._bbox_post_process(res, cfg, rescale=False, with_nms=True, img_meta=meta)
 
     def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
         key = ('boxes', image)
         if key not in p.cache:
-            boxes = [self.head.bbox_coder.decode(self.head.anchor_center(priors), self.distances(p, image, level),
+            boxes = [self.head.bbox_coder.decode(self.head.anchor_center(lv.priors), self.distances(lv),
                                                  max_shape=p.metas[image]['img_shape'])
-                     for level, priors in enumerate(self.priors(p))]
+                     for lv in self.levels(p, image)]
             p.cache[key] = torch.cat(boxes)
         return p.cache[key]
 
@@ -310,7 +345,7 @@ class YOLOXFamily(DenseHeadFamily):
     covers = 'YOLOX'
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         return isinstance(getattr(model, 'bbox_head', None), YOLOXHead)
 
     def priors(self, p: DensePass) -> List[Tensor]:
@@ -349,44 +384,39 @@ class PAAFamily(DenseHeadFamily):
     covers = 'PAA'
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         return isinstance(getattr(model, 'bbox_head', None), PAAHead)
 
     def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:
         return sigmoid_log_probs(logits, log_factor, power=0.5)
 
-    def postprocess(self, p: DensePass) -> List[InstanceData]:
+    def image_detections(self, p: DensePass, image: int, meta: Dict[str, Any]) -> InstanceData:
         head, cfg = self.head, self.cfg
-        priors = self.priors(p)
-        starts = torch.tensor([0] + [h * w * n for h, w, n in p.shapes]).cumsum(0).tolist()
         nms_pre = cfg.get('nms_pre', -1)
-        results = []
-        for b, meta in enumerate(p.metas):
-            boxes, scores, factors, sources = [], [], [], []
-            for level, (cls_map, box_map, factor_map) in enumerate(zip(*p.maps)):
-                level_scores = cls_map[b].detach().permute(1, 2, 0).reshape(-1, head.cls_out_channels).sigmoid()
-                deltas = box_map[b].detach().permute(1, 2, 0).reshape(-1, 4)
-                factor = factor_map[b].detach().permute(1, 2, 0).reshape(-1).sigmoid()
-                index = torch.arange(len(factor), device=factor.device)
-                level_priors = priors[level]
-                if 0 < nms_pre < level_scores.shape[0]:
-                    top = (level_scores * factor[:, None]).sqrt().max(dim=1)[0].topk(nms_pre)[1]
-                    level_priors, deltas, level_scores, factor, index = (
-                        level_priors[top], deltas[top], level_scores[top], factor[top], index[top])
-                boxes.append(head.bbox_coder.decode(level_priors, deltas, max_shape=meta['img_shape']))
-                scores.append(level_scores)
-                factors.append(factor)
-                sources.append(index + starts[level])
-            boxes, scores = torch.cat(boxes), torch.cat(scores)
-            factors, sources = torch.cat(factors), torch.cat(sources)
-            nms_scores = (torch.cat([scores, scores.new_zeros(len(scores), 1)], dim=1) * factors[:, None]).sqrt()
-            dets, labels, inds = multiclass_nms(boxes, nms_scores, cfg.score_thr, cfg.nms, cfg.max_per_img,
-                                                score_factors=None, return_inds=True)
-            kept = sources[inds // head.cls_out_channels]
-            if head.with_score_voting and len(dets) > 0:
-                # score voting lists the detections class by class, each class in NMS order
-                order = torch.cat([(labels == c).nonzero().squeeze(1) for c in range(head.cls_out_channels)])
-                dets, labels = head.score_voting(dets, labels, boxes, nms_scores, cfg.score_thr)
-                kept = kept[order]
-            results.append(InstanceData(bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels, sources=kept))
-        return results
+        boxes, scores, factors, sources = [], [], [], []
+        for lv in self.levels(p, image):
+            level_scores, deltas, level_priors = lv.cls.sigmoid(), lv.box, lv.priors
+            assert lv.factor is not None  # PAA's IoU branch
+            factor = lv.factor.sigmoid()
+            index = torch.arange(len(factor), device=factor.device)
+            if 0 < nms_pre < level_scores.shape[0]:
+                top = (level_scores * factor[:, None]).sqrt().max(dim=1)[0].topk(nms_pre)[1]
+                level_priors, deltas, level_scores, factor, index = (
+                    level_priors[top], deltas[top], level_scores[top], factor[top], index[top])
+            boxes.append(head.bbox_coder.decode(level_priors, deltas, max_shape=meta['img_shape']))
+            scores.append(level_scores)
+            factors.append(factor)
+            sources.append(index + lv.start)
+        all_boxes, all_scores = torch.cat(boxes), torch.cat(scores)
+        all_factors, all_sources = torch.cat(factors), torch.cat(sources)
+        nms_scores = (torch.cat([all_scores, all_scores.new_zeros(len(all_scores), 1)], dim=1)
+                      * all_factors[:, None]).sqrt()
+        dets, labels, inds = multiclass_nms(all_boxes, nms_scores, cfg.score_thr, cfg.nms, cfg.max_per_img,
+                                            score_factors=None, return_inds=True)
+        kept = all_sources[inds // head.cls_out_channels]
+        if head.with_score_voting and len(dets) > 0:
+            # score voting lists the detections class by class, each class in NMS order
+            order = torch.cat([(labels == c).nonzero().squeeze(1) for c in range(head.cls_out_channels)])
+            dets, labels = head.score_voting(dets, labels, all_boxes, nms_scores, cfg.score_thr)
+            kept = kept[order]
+        return InstanceData(bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels, sources=kept)

@@ -15,31 +15,30 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn.functional as nnf
 from mmdet.models.dense_heads import DETRHead
-from mmdet.models.detectors import DetectionTransformer
+from mmdet.models.detectors import BaseDetector, DetectionTransformer
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ...registry import DETECTOR_FAMILIES
 from .distributions import sigmoid_log_probs, softmax_log_probs
-from .family import DetectorFamily
+from .family import DetectorFamily, FamilyPass
 
 
 @dataclass
-class DETRPass:
+class DETRPass(FamilyPass):
     """One forward of a DETR-type detector on a batch."""
-    detections: Optional[List[InstanceData]]
     logits: Tensor  # [B, Q, C'] last-layer class logits
     boxes: Tensor  # [B, Q, 4] last-layer boxes, xyxy in input pixels (clamped), as predict decodes them
     hidden: Tensor  # [B, Q, D] last-layer decoder output (the classification layer's input)
 
 
 @DETECTOR_FAMILIES.register_module()
-class DETRFamily(DetectorFamily):
+class DETRFamily(DetectorFamily[DETRPass]):
     """DETR, Deformable-DETR, DINO and other ``DetectionTransformer`` with a ``DETRHead``."""
     covers = 'DETR, Deformable-DETR, DINO (DetectionTransformer with a DETRHead)'
 
-    def __init__(self, model: nn.Module, test_cfg: Optional[dict] = None) -> None:
+    def __init__(self, model: BaseDetector, test_cfg: Optional[dict] = None) -> None:
         super().__init__(model, test_cfg)
         self.head = model.bbox_head
         self.cfg = self.post_cfg(self.head.test_cfg)
@@ -47,7 +46,7 @@ class DETRFamily(DetectorFamily):
         self.forward_args = set(inspect.signature(self.head.forward).parameters)
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         return isinstance(model, DetectionTransformer) and isinstance(getattr(model, 'bbox_head', None), DETRHead)
 
     def classifier(self, num_layers: int) -> nn.Module:
@@ -62,17 +61,18 @@ class DETRFamily(DetectorFamily):
         hidden = inputs['hidden_states'][-1]
         logits, boxes = all_logits[-1], all_boxes[-1]
         metas = [s.metainfo for s in samples]
-        xyxy = []
+        decoded = []
         for b, meta in enumerate(metas):  # DETRHead._predict_by_feat_single's decoding of every query
             box = bbox_cxcywh_to_xyxy(boxes[b])
             height, width = meta['img_shape']
             box[:, 0::2] = (box[:, 0::2] * width).clamp(min=0, max=width)
             box[:, 1::2] = (box[:, 1::2] * height).clamp(min=0, max=height)
-            xyxy.append(box)
-        xyxy = torch.stack(xyxy)
+            decoded.append(box)
+        xyxy = torch.stack(decoded)
         max_per_img = self.cfg.get('max_per_img', logits.shape[1])
-        detections = [] if detect else None
+        detections: Optional[List[InstanceData]] = [] if detect else None
         for b in range(len(metas) if detect else 0):
+            assert detections is not None
             if self.use_sigmoid:
                 scores, indexes = logits[b].sigmoid().view(-1).topk(max_per_img)
                 labels, queries = indexes % self.head.num_classes, indexes // self.head.num_classes

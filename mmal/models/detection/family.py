@@ -17,17 +17,34 @@ first (lowest ``priority``) whose :meth:`matches` accepts the model.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar, Dict, Iterator, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, Generic, Iterator, List, Optional, Sequence, TypeGuard, TypeVar
 
 import torch
 import torch.nn.functional as nnf
+from mmdet.models.detectors import BaseDetector
 from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 
-class DetectorFamily:
-    """Base class of a detector family (see the module docstring).
+@dataclass
+class FamilyPass:
+    """What every family's forward keeps (each family's pass adds the head outputs it reads).
+
+    Attributes:
+        detections: Per image, the detections exactly as ``predict(..., rescale=False)`` with their
+            ``sources``; None for a pass that only serves flip alignment.
+    """
+
+    detections: Optional[List[InstanceData]]
+
+
+PassT = TypeVar('PassT', bound=FamilyPass)
+
+
+class DetectorFamily(Generic[PassT]):
+    """Base class of a detector family (see the module docstring); ``PassT`` is its forward's record.
 
     Args:
         model: The detector.
@@ -45,12 +62,12 @@ class DetectorFamily:
     #: Human-readable list of the detectors it covers (for error messages and the README).
     covers: ClassVar[str] = ''
 
-    def __init__(self, model: nn.Module, test_cfg: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, model: BaseDetector, test_cfg: Optional[Dict[str, Any]] = None) -> None:
         self.model = model
         self.overrides = {k: v for k, v in (test_cfg or {}).items() if v is not None}
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         """Whether this family can handle ``model``."""
         raise NotImplementedError
 
@@ -65,39 +82,40 @@ class DetectorFamily:
         return cfg
 
     # -- one forward ------------------------------------------------------------------------------
-    def run(self, feats: Sequence[Tensor], samples: Sequence, detect: bool = True) -> Any:
+    def run(self, feats: Sequence[Tensor], samples: Sequence[Any], detect: bool = True) -> PassT:
         """Forward the head(s) on ``feats``; the pass holds ``detections``: one ``InstanceData``
         per image (``bboxes``, ``scores``, ``labels``, ``sources``), as ``predict`` returns them
         with ``rescale=False``, or None without ``detect`` (a pass read only through
         :meth:`log_probs` and :meth:`candidate_boxes`, for flip alignment)."""
         raise NotImplementedError
 
-    def num_candidates(self, p: Any, image: int) -> int:
+    def num_candidates(self, p: PassT, image: int) -> int:
         """How many candidates image ``image`` has in pass ``p``."""
         raise NotImplementedError
 
     # -- reading rows of a pass -------------------------------------------------------------------
-    def log_probs(self, p: Any, image: Tensor, source: Tensor) -> Tensor:
+    def log_probs(self, p: PassT, image: Tensor, source: Tensor) -> Tensor:
         """``[M, K]`` log-probabilities of the rows ``(image, source)``."""
         raise NotImplementedError
 
-    def mc_log_probs(self, p: Any, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
+    def mc_log_probs(self, p: PassT, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
         """``[T, M, K]`` log-probabilities under dropout before the classification layer(s)."""
         raise NotImplementedError
 
-    def last_layer_input(self, p: Any, image: Tensor, source: Tensor) -> Tensor:
+    def last_layer_input(self, p: PassT, image: Tensor, source: Tensor) -> Tensor:
         """``[M, D]`` input of the classification layer at each row."""
         raise NotImplementedError
 
-    def candidate_boxes(self, p: Any, image: int, label: Optional[int] = None) -> Tensor:
+    def candidate_boxes(self, p: PassT, image: int, label: Optional[int] = None) -> Tensor:
         """``[A, 4]`` boxes (input pixels) of every candidate of ``image``; ``label`` picks the box of
-        that class where regression is class-specific."""
+        that class where regression is class-specific (``flip_alignment='match'``)."""
         raise NotImplementedError
 
-
-def detections_of(p: Any) -> List[InstanceData]:
-    """The per-image detections of a pass."""
-    return p.detections
+    def mirrored_log_probs(self, p: PassT, flipped_feats: Sequence[Tensor], image: Tensor, source: Tensor) -> Tensor:
+        """``[M, K]`` log-probabilities at the rows' mirrored locations in the flipped batch's features
+        (``flip_alignment='mirror'``)."""
+        raise NotImplementedError(f'{type(self).__name__} aligns a flipped pass by box overlap '
+                                  f'(flip_alignment={self.flip_alignment!r}), not by mirroring its candidates.')
 
 
 @contextlib.contextmanager
@@ -125,7 +143,7 @@ def first_occurrence(image: Tensor, source: Tensor, num_sources: int) -> Tensor:
     return first.sort().values
 
 
-def simple_conv(conv: nn.Module) -> bool:
+def simple_conv(conv: nn.Module) -> TypeGuard[nn.Conv2d]:
     """Whether ``conv`` is a plain odd-kernel, stride-1, same-padded, ungrouped ``nn.Conv2d`` (what
     :func:`sparse_conv_mc` evaluates at single locations)."""
     if type(conv) is not nn.Conv2d:

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as nnf
-from mmdet.models.detectors import TwoStageDetector
+from mmdet.models.detectors import BaseDetector, TwoStageDetector
 from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
@@ -23,13 +23,12 @@ from torch import Tensor, nn
 
 from ...registry import DETECTOR_FAMILIES
 from .distributions import softmax_log_probs
-from .family import DetectorFamily, capture_inputs
+from .family import DetectorFamily, FamilyPass, capture_inputs
 
 
 @dataclass
-class TwoStagePass:
+class TwoStagePass(FamilyPass):
     """One forward of a two-stage detector on a batch."""
-    detections: Optional[List[InstanceData]]
     logits: List[Tensor]  # per image [R, C+1] (stage mean for cascades)
     raw_boxes: List[Tensor]  # per image [R, C*4] (or [R, 4]) regressed boxes
     offsets: List[int]  # first row of each image in the batch's RoIs
@@ -39,13 +38,13 @@ class TwoStagePass:
 
 
 @DETECTOR_FAMILIES.register_module()
-class TwoStageFamily(DetectorFamily):
+class TwoStageFamily(DetectorFamily[TwoStagePass]):
     """Faster R-CNN, Mask R-CNN (its boxes), Cascade R-CNN and other ``TwoStageDetector`` with a
     standard or cascade RoI head."""
     covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN (RPN + standard or cascade RoI head)'
     class_specific_boxes = True
 
-    def __init__(self, model: nn.Module, test_cfg: Optional[dict] = None) -> None:
+    def __init__(self, model: BaseDetector, test_cfg: Optional[dict] = None) -> None:
         super().__init__(model, test_cfg)
         self.roi_head = model.roi_head
         self.cascade = isinstance(self.roi_head, CascadeRoIHead)
@@ -53,7 +52,7 @@ class TwoStageFamily(DetectorFamily):
         self.cfg = self.post_cfg(self.roi_head.test_cfg)
 
     @classmethod
-    def matches(cls, model: nn.Module) -> bool:
+    def matches(cls, model: BaseDetector) -> bool:
         roi_head = getattr(model, 'roi_head', None)
         if not isinstance(model, TwoStageDetector) or not isinstance(roi_head, (StandardRoIHead, CascadeRoIHead)):
             return False
@@ -75,8 +74,9 @@ class TwoStageFamily(DetectorFamily):
         raw = self.heads[-1].predict_by_feat(rois=rois, cls_scores=cls_scores, bbox_preds=bbox_preds,
                                              batch_img_metas=metas, rcnn_test_cfg=None, rescale=False)
         num_classes = self.heads[-1].num_classes
-        detections = [] if detect else None
+        detections: Optional[List[InstanceData]] = [] if detect else None
         for result in raw if detect else ():
+            assert detections is not None
             dets, labels, inds = multiclass_nms(result.bboxes, result.scores, self.cfg.score_thr, self.cfg.nms,
                                                 self.cfg.max_per_img, box_dim=4, return_inds=True)
             detections.append(InstanceData(bboxes=dets[:, :-1], scores=dets[:, -1], labels=labels,
@@ -98,10 +98,9 @@ class TwoStageFamily(DetectorFamily):
 
     def mc_log_probs(self, p: TwoStagePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
         rows = self._rows(p, image, source)
-        logits = 0
-        for head, inputs in zip(self.heads, p.roi_inputs):
-            logits = logits + mc_cls_logits(head, inputs[rows], samples, dropout)
-        return softmax_log_probs(logits / len(self.heads))
+        logits = torch.stack([mc_cls_logits(head, inputs[rows], samples, dropout)
+                              for head, inputs in zip(self.heads, p.roi_inputs)]).mean(0)
+        return softmax_log_probs(logits)
 
     def last_layer_input(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
         return p.cls_inputs[-1][self._rows(p, image, source)]
