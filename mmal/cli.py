@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 from mmengine.config import Config
 
+from . import interrupt
 from .errors import UserError
 
 
@@ -35,7 +36,9 @@ def load_config(path: str, options: Optional[dict] = None) -> Config:
 
 def run_tool(main: Callable[[], int], interrupted: str = 'interrupted.') -> int:
     """Run a tool's ``main``: a :class:`UserError` is printed as one line with exit code 2, Ctrl-C
-    as the ``interrupted`` line with exit code 130."""
+    as the ``interrupted`` line with exit code 130 (also when a library swallowed the first one,
+    see :mod:`mmal.interrupt`)."""
+    interrupt.install()
     try:
         return main()
     except UserError as err:

@@ -149,6 +149,8 @@ class Selection:
         num_candidates: How many unlabeled images were candidates.
         selected: The picks, in pick order.
         unreadable: The candidates skipped because their files could not be read.
+        acted_by: The selector that picked (for a composed selector such as ``RegimeSwitch``, the
+            component that acted).
         context: Where it was made: ``trial``/``cycle`` (driver), ``pool``/``pool_size``/...
             (hook, al_select); written as top-level keys.
     """
@@ -160,6 +162,7 @@ class Selection:
     selected: List[Pick] = field(default_factory=list)
     unreadable: List[UnreadableImage] = field(default_factory=list)
     context: Dict[str, Any] = field(default_factory=dict)
+    acted_by: str = ''
 
     @property
     def indices(self) -> List[int]:
@@ -170,8 +173,8 @@ class Selection:
         def clean(score: Optional[float]) -> Optional[float]:
             return None if score is None or not math.isfinite(score) else score
 
-        return dict(**self.context, scorer=self.scorer, selection=self.selection, budget=self.budget,
-                    num_candidates=self.num_candidates,
+        return dict(**self.context, scorer=self.scorer, selection=self.selection, acted_by=self.acted_by,
+                    budget=self.budget, num_candidates=self.num_candidates,
                     selected=[dict(asdict(p), score=clean(p.score)) for p in self.selected],
                     unreadable=[asdict(u) for u in self.unreadable])
 
@@ -182,7 +185,7 @@ class Selection:
             raise UserError(f'{path}: every entry of \'selected\' must be an object with a non-negative \'index\'; '
                             'restore the file, or delete it and run again with --resume.')
         unreadable = _field(obj, path, 'unreadable', list, 'a list')
-        known = {'scorer', 'selection', 'budget', 'num_candidates', 'selected', 'unreadable'}
+        known = {'scorer', 'selection', 'acted_by', 'budget', 'num_candidates', 'selected', 'unreadable'}
         return cls(scorer=obj.get('scorer'), selection=_field(obj, path, 'selection', dict, 'a selector config'),
                    budget=_field(obj, path, 'budget', int, 'an integer'),
                    num_candidates=_field(obj, path, 'num_candidates', int, 'an integer'),
@@ -191,4 +194,5 @@ class Selection:
                    unreadable=[UnreadableImage(index=int(u.get('index', -1)), img_id=str(u.get('img_id', '')),
                                                img_path=str(u.get('img_path', '')), error=str(u.get('error', '')))
                                for u in unreadable if isinstance(u, dict)],
-                   context={k: v for k, v in obj.items() if k not in known})
+                   context={k: v for k, v in obj.items() if k not in known},
+                   acted_by=str(obj.get('acted_by') or obj['selection'].get('type', '')))

@@ -195,3 +195,13 @@ def test_a_model_that_cannot_give_the_outputs_fails_before_scoring():
     with pytest.raises(UserError, match=r"Inconsistency cannot score NoneType: FakeAdapter on NoneType cannot "
                                         r"compute \['aug_probs'\]"):
         service.check_model(None)
+
+
+def test_regime_switch_through_the_service_records_which_selector_acted():
+    switch = dict(type='RegimeSwitch', switch_labeled=6)
+    early, _ = run(dict(type='Margin'), switch, labeled=range(4))
+    late, _ = run(dict(type='Margin'), switch, labeled=range(8))
+    assert early.acted_by == 'TypiClust' and late.acted_by == 'TopK'
+    assert sorted(SEEN) == list(range(40))  # the labeled rows are read too: their count decides
+    topk, _ = run(dict(type='Margin'), dict(type='TopK'), labeled=range(8))
+    assert late.picks == topk.picks and late.scores == topk.scores

@@ -270,3 +270,25 @@ def test_an_exhausted_pool_ends_the_trial_and_counts_it_once(toy_voc_root, tmp_p
                                                                                        (2, 40, 0.3)]]
     points = {p.labeled: p for p in summarise([Run('a', 'w', rows)], 'm')}
     assert (points[40].n, points[40].mean) == (1, 0.3)  # one trial, its last value
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_run_at_the_next_step():
+    from mmal import interrupt
+    from mmal.engine.hooks import InterruptHook
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        interrupt.install()
+        interrupt.check()  # nothing pressed: no-op
+        try:  # a library that swallows the KeyboardInterrupt (a bare except, an exception in __del__, ...)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.check()
+        with pytest.raises(KeyboardInterrupt):
+            InterruptHook().before_train_iter(None, 0)
+    finally:
+        interrupt._requested = False
+        signal.signal(signal.SIGINT, previous)

@@ -224,7 +224,7 @@ def test_flip_alignment_pairs_each_box_with_the_flipped_candidate_that_overlaps_
     adapter = DetectionAdapter(family_model('fcos'), {'log_probs', 'flip_log_probs'})
     boxes = torch.tensor([[0., 0., 20., 30.], [50., 10., 90., 40.], [100., 60., 120., 127.], [10., 70., 60., 90.]])
     permutation = torch.tensor([2, 0, 3, 1])  # flipped candidate j is original candidate permutation[j], mirrored
-    adapter.family = StubFamily(boxes, permutation, SIZE)
+    adapter._family = StubFamily(boxes, permutation, SIZE)
     data = adapter.model.data_preprocessor(batch(1), False)
     p = adapter.family.run(None, None)
     image, source = torch.zeros(3, dtype=torch.long), torch.arange(3)

@@ -329,3 +329,47 @@ def test_batchbald_redraws_its_joint_samples_every_step():
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     print(mean(ours), mean(exact), mean(topk))
     assert mean(ours) > mean(topk) and mean(ours) >= mean(exact) - 0.01
+
+
+# -- RegimeSwitch ------------------------------------------------------------------------------------
+def _switch_case(num_labeled, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randn(25, 6, generator=g) + 5 * torch.randn(1, 6, generator=g) for _ in range(4)])
+    scores = torch.rand(100, generator=g)
+    labeled = torch.zeros(100, dtype=torch.bool)
+    labeled[torch.randperm(100, generator=g)[:num_labeled]] = True
+    return scores, {'features': x}, labeled
+
+
+@pytest.mark.parametrize('criterion', [dict(switch_labeled=10), dict(switch_per_class=2.5, num_classes=4),
+                                       dict(switch_fraction=0.1)])
+def test_regime_switch_picks_exactly_as_its_component_on_each_side(criterion):
+    for num_labeled, component in ((4, 'TypiClust'), (9, 'TypiClust'), (10, 'TopK'), (30, 'TopK')):
+        scores, inputs, labeled = _switch_case(num_labeled)
+        switch = SELECTORS.build(dict(type='RegimeSwitch', seed=7, **criterion))
+        got = switch.select(5, scores, inputs, labeled)
+        alone = SELECTORS.build(dict(type=component, seed=7))
+        want = alone.select(5, scores, inputs, labeled)
+        assert got.tolist() == want.tolist() and switch.acted_by() == component, (num_labeled, component)
+
+
+def test_regime_switch_by_coverage_switches_once_the_labeled_set_covers_the_pool():
+    scores, inputs, labeled = _switch_case(2)
+    switch = SELECTORS.build(dict(type='RegimeSwitch', switch_coverage=0.9, delta=0.5, seed=0))
+    switch.select(5, scores, inputs, labeled)
+    assert switch.acted_by() == 'TypiClust' and switch.last_coverage < 0.9
+    covered = torch.ones(100, dtype=torch.bool)
+    covered[:10] = False  # 90 labeled images cover at least 90 % of the pool
+    switch.select(5, scores, inputs, covered)
+    assert switch.acted_by() == 'TopK' and switch.last_coverage >= 0.9
+
+
+def test_regime_switch_is_checked_when_built():
+    with pytest.raises(ValueError, match='exactly one switch point'):
+        SELECTORS.build(dict(type='RegimeSwitch'))
+    with pytest.raises(ValueError, match='needs num_classes'):
+        SELECTORS.build(dict(type='RegimeSwitch', switch_per_class=3))
+    with pytest.raises(ValueError, match='drop subset_size'):
+        SELECTORS.build(dict(type='RegimeSwitch', switch_fraction=0.1, subset_size=50))
+    switch = SELECTORS.build(dict(type='RegimeSwitch', switch_labeled=5, low=dict(type='ProbCover')))
+    assert switch.uses_scores and switch.needs_labeled and switch.requires == {'features'}

@@ -89,8 +89,8 @@ build_mmcv() {
 
 install_mmcv() {
   if mmcv_ok; then say "mmcv $MMCV_VERSION with ops already present"; return; fi
-  # Build requirements of the mmcv sdist (setuptools<81 ships pkg_resources without a deprecation warning).
-  pip_install "setuptools<81" wheel ninja "numpy>=2,<3"
+  # Build requirements of the mmcv sdist (setuptools<82 still ships pkg_resources).
+  pip_install "setuptools<82" wheel ninja "numpy>=2,<3"
   if wheel_matches; then
     say "installing the prebuilt mmcv wheel from ../shared/wheels (matches this Python and torch)"
     pip_install --no-deps "$WHEEL"

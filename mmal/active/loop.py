@@ -23,6 +23,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
+from .. import interrupt
 from ..datasets.errors import build_dataset
 from ..datasets.unreadable import is_unreadable
 from ..engine.acquisition import AcquisitionService, selection_record
@@ -141,6 +142,7 @@ class ActiveLearningLoop:
             raise UserError(error)
 
     def _call_hooks(self, point: str, *args: Any) -> None:
+        interrupt.check()  # between every two steps: Ctrl-C stops the run even if a library swallowed it
         if self.is_main:
             for hook in self.hooks:
                 getattr(hook, point)(self, *args)
@@ -240,6 +242,7 @@ class ActiveLearningLoop:
         if self.al.retrain == 'finetune' and cycle > 0:
             load_from = self.state.path(trial, cycle - 1, 'model.pth')
         runner = self._runner(trial, cycle, load_from=load_from)
+        interrupt.check()
         try:
             runner.train()
         except Exception as err:
@@ -279,7 +282,7 @@ class ActiveLearningLoop:
         result = service.run(scoring_model(runner), self.scoring_pool(), labeled, budget)
         if self.is_main:
             selection: Selection = selection_record(result, self.pool, service.method, budget, trial=trial,
-                                                    cycle=cycle)
+                                                    cycle=cycle, num_labeled=len(labeled))
             self.state.write(trial, cycle, 'selected.json', selection.to_json())
             self._call_hooks('after_acquire', trial, cycle, selection)
         barrier()  # selected.json is on disk for every rank

@@ -95,8 +95,9 @@ def cycle_config(cfg: Config, name: str, pool_cfg: Dict[str, Any], cycle_dir: st
     out.load_from = load_from
     if semi_supervised is not None:
         _semi_supervised_training_set(out, pool_cfg, labeled_file, semi_supervised)
+    out.custom_hooks = list(out.get('custom_hooks', [])) + [dict(type='InterruptHook')]
     if progress:
-        out.custom_hooks = list(out.get('custom_hooks', [])) + [dict(type='TrainProgressHook')]
+        out.custom_hooks.append(dict(type='TrainProgressHook'))
     dist.distributed_cfg(out, launcher)
     return out
 

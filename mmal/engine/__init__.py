@@ -1,7 +1,7 @@
 """Runtime pieces: the acquisition method and service, and hooks (registered in mmdet's HOOKS)."""
 from .acquisition import AcquisitionResult, AcquisitionService, Shard, build_adapter
-from .hooks import ActiveLearningHook, LLALDetachHook, TrainProgressHook, scoring_model
+from .hooks import ActiveLearningHook, InterruptHook, LLALDetachHook, TrainProgressHook, scoring_model
 from .method import AcquisitionMethod, build_method
 
 __all__ = ['AcquisitionMethod', 'build_method', 'AcquisitionService', 'AcquisitionResult', 'Shard', 'build_adapter',
-           'scoring_model', 'ActiveLearningHook', 'LLALDetachHook', 'TrainProgressHook']
+           'scoring_model', 'ActiveLearningHook', 'InterruptHook', 'LLALDetachHook', 'TrainProgressHook']

@@ -68,11 +68,13 @@ class AcquisitionResult:
         scores: The score of each pick, or None when the selector ranks no score.
         unreadable: ``{pool index: error}`` of the images that could not be read (skipped).
         num_candidates: How many unlabeled images were candidates.
+        acted_by: The selector that picked (a composed selector's acting component).
     """
     picks: List[int]
     scores: Optional[List[float]]
     unreadable: Dict[int, str] = field(default_factory=dict)
     num_candidates: int = 0
+    acted_by: str = ''
 
 
 class AcquisitionService:
@@ -234,7 +236,7 @@ class AcquisitionService:
             where = {index: r for r, index in enumerate(rows)}
             pick_scores = [float(scores[where[i]]) for i in picks]
         return AcquisitionResult(picks=picks, scores=pick_scores, unreadable=dict(sorted(unreadable.items())),
-                                 num_candidates=len(candidates))
+                                 num_candidates=len(candidates), acted_by=self.selector.acted_by())
 
 
 def selection_record(result: AcquisitionResult, dataset: Any, method: AcquisitionMethod, budget: int,
@@ -254,7 +256,7 @@ def selection_record(result: AcquisitionResult, dataset: Any, method: Acquisitio
 
     scores = result.scores if result.scores is not None else [None] * len(result.picks)
     return Selection(scorer=method.scorer_cfg, selection=method.selection_cfg, budget=budget,
-                     num_candidates=result.num_candidates,
+                     num_candidates=result.num_candidates, acted_by=result.acted_by or type(method.selector).__name__,
                      selected=[Pick(**info(i), score=score) for i, score in zip(result.picks, scores)],
                      unreadable=[UnreadableImage(**info(i), error=err) for i, err in result.unreadable.items()],
                      context=context)

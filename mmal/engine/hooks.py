@@ -13,6 +13,7 @@ from mmengine.model import is_model_wrapper
 from torch import nn
 from tqdm import tqdm
 
+from .. import interrupt
 from ..datasets.image_pool import ImagePoolDataset
 from ..errors import UserError
 from ..fileio import atomic_write_json
@@ -141,6 +142,23 @@ class ActiveLearningHook(Hook):
         runner.logger.info(f'ActiveLearningHook: selected {len(record.selected)} of {len(candidates)} candidate images '
                            f'({in_training_set} pool images are training images) with {self.method.name}; written '
                            f'to {out}')
+
+
+@HOOKS.register_module()
+class InterruptHook(Hook):
+    """Stop training at the next iteration once Ctrl-C was pressed, even if a library swallowed the
+    ``KeyboardInterrupt`` (:mod:`mmal.interrupt`). The AL driver adds it to every cycle's runner."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        interrupt.check()
+
+    def before_val_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        interrupt.check()
+
+    def before_test_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        interrupt.check()
 
 
 @HOOKS.register_module()

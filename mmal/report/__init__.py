@@ -17,14 +17,15 @@ from .summary import (
     read_reference,
     read_run,
     reference_tables,
+    selection_table,
     short_names,
     summarise,
     summary_csv,
 )
 
 __all__ = ['Point', 'Run', 'choose_metric', 'comparison', 'find_reference', 'markdown_table', 'plot_curves',
-           'read_reference', 'read_run', 'reference_tables', 'short_names', 'summarise', 'summary_csv',
-           'write_report']
+           'read_reference', 'read_run', 'reference_tables', 'selection_table', 'short_names', 'summarise',
+           'summary_csv', 'write_report']
 
 
 def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None, baseline: str = 'random',
@@ -47,6 +48,9 @@ def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None
     ref_points = read_reference(find_reference(reference)) if reference else []
     title = title or ', '.join(dict.fromkeys(r.name for r in runs))
     text = [f'# {title}', '', markdown_table(points, metric, baseline), '', comparison(points, baseline)]
+    selectors = selection_table(runs)
+    if selectors:
+        text += ['', selectors]
     if reference:
         text += ['', f'Published numbers overlaid on the plot: {reference} (in percent).']
     paths = dict(markdown=osp.join(out_dir, 'summary.md'), csv=osp.join(out_dir, 'summary.csv'),

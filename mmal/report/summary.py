@@ -12,7 +12,7 @@ import json
 import math
 import os.path as osp
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -53,6 +53,9 @@ class Run:
     work_dir: str
     rows: List[dict]
     metric: Optional[str] = None  # the metric the run's config names, when recorded
+    #: Per acquisition: ``dict(trial, num_labeled, acted_by)``, the selector that picked after the
+    #: cycle trained on ``num_labeled`` images (from each cycle's ``selected.json``).
+    acquisitions: List[dict] = field(default_factory=list)
 
 
 def read_run(work_dir: str, name: Optional[str] = None) -> Run:
@@ -75,7 +78,46 @@ def read_run(work_dir: str, name: Optional[str] = None) -> Run:
     if name is None:
         config = recorded.get('config') or osp.abspath(work_dir)
         name = osp.splitext(osp.basename(config.rstrip('/')))[0]
-    return Run(name=name, work_dir=work_dir, rows=rows, metric=recorded.get('metric'))
+    return Run(name=name, work_dir=work_dir, rows=rows, metric=recorded.get('metric'),
+               acquisitions=read_acquisitions(work_dir))
+
+
+def read_acquisitions(work_dir: str) -> List[dict]:
+    """``dict(trial, num_labeled, acted_by)`` of every acquisition of a run (empty for runs written
+    before ``selected.json`` recorded them)."""
+    out = []
+    for path in sorted(glob.glob(osp.join(work_dir, 'trial_*', 'cycle_*', 'selected.json'))):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get('num_labeled'), int) and record.get('acted_by'):
+            out.append(dict(trial=record.get('trial', 0), num_labeled=record['num_labeled'],
+                            acted_by=str(record['acted_by'])))
+    return out
+
+
+def selection_table(runs: Sequence[Run]) -> str:
+    """Which selector picked at each labeled count, per method (``'TypiClust'``, or
+    ``'TypiClust 2, TopK 1'`` when trials differ); empty when no run recorded it."""
+    cells: Dict[Tuple[str, int], Dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for run in runs:
+        for a in run.acquisitions:
+            cells[run.name, a['num_labeled']][a['acted_by']] += 1
+    if not cells:
+        return ''
+    methods = list(dict.fromkeys(name for name, _ in cells))
+    counts = sorted({labeled for _, labeled in cells})
+    lines = ['Selector that picked the next images, per labeled count:', '',
+             '| labeled | ' + ' | '.join(methods) + ' |', '|---:|' + '---|' * len(methods)]
+    for labeled in counts:
+        row = []
+        for method in methods:
+            acted = cells.get((method, labeled), {})
+            row.append(next(iter(acted)) if len(acted) == 1 else ', '.join(f'{k} {v}' for k, v in acted.items()))
+        lines.append(f'| {labeled} | ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
 
 
 METHOD_WORDS = {'random', 'entropy', 'var', 'margin', 'bald', 'coreset', 'llal', 'consistency', 'inconsistency',

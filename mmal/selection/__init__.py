@@ -12,10 +12,11 @@ from .kcenter import KCenterGreedy, k_center_greedy
 from .kmeans import kmeans
 from .power import PowerSampling
 from .probcover import ProbCover
+from .switch import RegimeSwitch
 from .topk import RandomSubsetTopK, TopK, random_selection, random_subset_then_top_k, top_k
 from .typiclust import TypiClust
 
 __all__ = ['Selector', 'FeatureSelector', 'ranking_key', 'top_k', 'random_subset', 'random_selection',
            'random_subset_then_top_k',
            'k_center_greedy', 'kmeans', 'batch_bald', 'TopK', 'RandomSubsetTopK', 'KCenterGreedy', 'BADGE',
-           'TypiClust', 'ProbCover', 'BatchBALD', 'PowerSampling']
+           'TypiClust', 'ProbCover', 'BatchBALD', 'PowerSampling', 'RegimeSwitch']

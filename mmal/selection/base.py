@@ -11,7 +11,7 @@ One acquisition round (:class:`mmal.engine.AcquisitionService`) goes:
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar, Dict, FrozenSet, List, Mapping, Optional, Sequence
+from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -80,11 +80,11 @@ class Selector:
     """
 
     #: Model outputs (keys of :mod:`mmal.outputs`) this selector reads besides the scores.
-    requires: ClassVar[FrozenSet[str]] = frozenset()
+    requires: FrozenSet[str] = frozenset()
     #: Whether :meth:`select` ranks the scorer's per-image scores (False: it ignores any scorer).
-    uses_scores: ClassVar[bool] = True
+    uses_scores: bool = True
     #: Whether the labeled images' inputs are computed too (coverage methods: core-set, ...).
-    needs_labeled: ClassVar[bool] = False
+    needs_labeled: bool = False
 
     def __init__(self, subset_size: Optional[int] = None, seed: Optional[int] = None) -> None:
         if subset_size is not None and (isinstance(subset_size, bool) or not isinstance(subset_size, int)
@@ -134,6 +134,11 @@ class Selector:
             ``[min(budget, unlabeled rows)]`` int64 row indices, none labeled, none twice.
         """
         raise NotImplementedError
+
+    def acted_by(self) -> str:
+        """The name of the selector that made the last :meth:`select` (a composed selector names the
+        component that acted), for the acquisition's record."""
+        return type(self).__name__
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(subset_size={self.subset_size})'
