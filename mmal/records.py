@@ -3,6 +3,7 @@
 =====================  ===========================================================================
 record                 file
 =====================  ===========================================================================
+:class:`RunConfig`     ``al_config.json``: the config a run was started with (for resume checks)
 :class:`LabeledSet`    ``trial_<t>/cycle_<k>/labeled.json``: the labeled set a cycle trains on
 :class:`CycleMetrics`  ``trial_<t>/cycle_<k>/metrics.json``: the test metrics of its model
 :class:`Selection`     ``trial_<t>/cycle_<k>/selected.json`` (driver), ``acquisition.json``
@@ -41,6 +42,39 @@ def _indices(obj: Any, path: str, key: str) -> List[int]:
         raise UserError(f'{path}: field {key!r} must list non-negative integers; restore the file, or delete it and '
                         'run again with --resume.')
     return values
+
+
+@dataclass
+class RunConfig:
+    """``al_config.json``: the config a run was started with.
+
+    Attributes:
+        fingerprint: Hash of every key that decides the experiment.
+        config: The config's file name.
+        flat_config: ``{'a.b.c': JSON text}`` of those keys (resume names the ones that differ).
+        metric: The metric of the report, or None for the evaluator's first.
+        scorer: The method's name (scorer, or selection without one), for readers of the run.
+    """
+
+    fingerprint: str
+    config: str
+    flat_config: Dict[str, str]
+    metric: Optional[str] = None
+    scorer: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return dict(fingerprint=self.fingerprint, config=self.config, metric=self.metric, scorer=self.scorer,
+                    flat_config=self.flat_config)
+
+    @classmethod
+    def from_json(cls, obj: Any, path: str) -> 'RunConfig':
+        flat = _field(obj, path, 'flat_config', dict, 'an object of config keys')
+        metric, scorer = obj.get('metric'), obj.get('scorer')
+        return cls(fingerprint=_field(obj, path, 'fingerprint', str, 'a string'),
+                   config=_field(obj, path, 'config', str, 'a file name'),
+                   flat_config={str(k): str(v) for k, v in flat.items()},
+                   metric=metric if isinstance(metric, str) else None,
+                   scorer=scorer if isinstance(scorer, str) else None)
 
 
 @dataclass

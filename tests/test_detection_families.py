@@ -252,3 +252,22 @@ def test_unsupported_detector_fails_with_one_sentence_naming_the_supported_ones(
 def test_readme_table_is_the_rendered_matrix():
     with open(osp.join(REPO, 'README.md')) as f:
         assert matrix.readme_section(f.read()) == matrix.render(), 'run: python tools/support_matrix.py --write'
+
+
+@pytest.mark.parametrize('name', ['ssd', 'fcos', 'faster_rcnn', 'detr'])
+def test_regime_switch_scores_a_detector_and_picks_as_its_component(name):
+    """The cold-start switch on detectors: one pass gives both components' inputs (image features for
+    TypiClust, per-box probabilities reduced to image scores for the Entropy ranking)."""
+    method = build_method(dict(type='Entropy'), dict(type='RegimeSwitch', switch_labeled=2,
+                                                     low=dict(type='KCenterGreedy')))
+    adapter = DetectionAdapter(family_model(name), method.requires)
+    outs = [adapter(batch(2, seed)) for seed in range(3)]  # 6 images
+    scores = torch.cat([method.scorer(out) for out in outs])
+    inputs = {k: torch.cat([method.selector.image_inputs(out)[k] for out in outs])
+              for k in method.selector.image_inputs(outs[0])}
+    for labeled_rows, component in ((1, 'KCenterGreedy'), (3, 'TopK')):
+        labeled = torch.arange(6) < labeled_rows
+        got = method.selector.select(2, scores, inputs, labeled)
+        alone = build_method(None if component == 'KCenterGreedy' else dict(type='Entropy'), dict(type=component))
+        assert method.selector.acted_by() == component
+        assert got.tolist() == alone.selector.select(2, scores, inputs, labeled).tolist()

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 
 from ..errors import UserError
 from ..fileio import TEMP_SUFFIX, atomic_write_json, atomic_write_text
-from ..records import CycleMetrics, LabeledSet, Selection
+from ..records import CycleMetrics, LabeledSet, RunConfig, Selection
 
 IGNORED_KEYS = ('work_dir', 'resume', 'launcher', 'load_from', 'log_level', 'experiment_name', 'filename')
 #: Keys a resumed run may change, and how: more cycles extend the run.
@@ -122,7 +122,8 @@ class RunState:
             os.close(self._lock_fd)  # closing the descriptor releases the lock
             self._lock_fd = None
 
-    def claim(self, cfg_dict: dict, resume: bool, config_name: str, **info) -> List[str]:
+    def claim(self, cfg_dict: dict, resume: bool, config_name: str, metric: Optional[str] = None,
+              scorer: Optional[str] = None) -> List[str]:
         """Lock the work dir, check that this run may use it, delete what interrupted writes left, and
         record the config. Nothing is written unless every check passed.
 
@@ -130,7 +131,8 @@ class RunState:
             cfg_dict: The run's config.
             resume: Whether ``--resume`` was passed.
             config_name: The config's file name.
-            **info: More to record in ``al_config.json`` (see :meth:`record_config`).
+            metric: The metric of the report.
+            scorer: The method's name.
 
         Returns:
             The stale temporary files that were deleted.
@@ -149,10 +151,10 @@ class RunState:
                 os.rmdir(self.work_dir)
             raise
         removed = self.remove_stale_temp_files()
-        self.record_config(cfg_dict, config_name, **info)
+        self.record_config(cfg_dict, config_name, metric=metric, scorer=scorer)
         return removed
 
-    def check_work_dir(self, cfg_dict: dict, resume: bool) -> Optional[dict]:
+    def check_work_dir(self, cfg_dict: dict, resume: bool) -> Optional[RunConfig]:
         """Check that this run may use the work dir; nothing is written.
 
         Args:
@@ -170,8 +172,9 @@ class RunState:
             if osp.exists(self.work_dir):
                 raise UserError(f'--work-dir {self.work_dir} is a file; choose a folder.')
             return None
-        recorded = read_json(osp.join(self.work_dir, CONFIG_FILE))
-        if recorded is None:
+        path = osp.join(self.work_dir, CONFIG_FILE)
+        obj = read_json(path)
+        if obj is None:
             if os.listdir(self.work_dir):
                 raise UserError(f'{self.work_dir} is not empty and holds no mmal run; choose an empty or new '
                                 '--work-dir so nothing in it is overwritten.')
@@ -179,12 +182,10 @@ class RunState:
         if not resume:
             raise UserError(f'{self.work_dir} already holds an active-learning run; pass --resume to '
                             'continue it or choose another --work-dir.')
-        if recorded.get('fingerprint') == config_fingerprint(cfg_dict):
+        recorded = RunConfig.from_json(obj, path)
+        if recorded.fingerprint == config_fingerprint(cfg_dict):
             return recorded
-        old = recorded.get('flat_config')
-        if old is None:
-            raise UserError(f'{self.work_dir} was started with another config ({recorded.get("config")}); '
-                            'resume it with that config or choose another --work-dir.')
+        old = recorded.flat_config
         new = flatten(cfg_dict)
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         refused = [k for k in changed if not (k in EXTENDABLE and k in old and k in new
@@ -196,16 +197,19 @@ class RunState:
                             'another --work-dir.')
         return recorded
 
-    def record_config(self, cfg_dict: dict, config_name: str, **info) -> None:
-        """Record the run's config (again, when a resume extended it).
+    def record_config(self, cfg_dict: dict, config_name: str, metric: Optional[str] = None,
+                      scorer: Optional[str] = None) -> None:
+        """Record the run's config (again, when a resume extended it) as :class:`~mmal.records.RunConfig`.
 
         Args:
             cfg_dict: The run's config.
             config_name: The config's file name.
-            **info: More to record for readers of the run (the scorer, the metric of the report).
+            metric: The metric of the report.
+            scorer: The method's name, for readers of the run.
         """
-        atomic_write_json(osp.join(self.work_dir, CONFIG_FILE), dict(
-            fingerprint=config_fingerprint(cfg_dict), config=config_name, **info, flat_config=flatten(cfg_dict)))
+        atomic_write_json(osp.join(self.work_dir, CONFIG_FILE), RunConfig(
+            fingerprint=config_fingerprint(cfg_dict), config=config_name, flat_config=flatten(cfg_dict),
+            metric=metric, scorer=scorer).to_json())
 
     def remove_stale_temp_files(self) -> List[str]:
         """Delete the temporary files of writes that were interrupted (only ours: ``*.mmal.tmp``)."""
