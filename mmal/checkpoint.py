@@ -86,3 +86,30 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
         raise UnsafeCheckpointError(f'{filename} was refused: it holds {what}, and loading it could run code; pass '
                                     '--trust-checkpoint (or set MMAL_TRUST_CHECKPOINTS=1) only if you trust the '
                                     'file.') from None
+
+
+def load_weights(model: torch.nn.Module, path: str) -> None:
+    """Load ``path`` into ``model`` strictly.
+
+    Raises:
+        UserError: The checkpoint is not of this model (names what does not fit).
+    """
+    checkpoint = load_local_checkpoint(path, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f'{path} holds no model weights (no state_dict of tensors); pass a checkpoint saved by '
+                        'mmengine or tools/al_train.py.')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        if mismatched:
+            key = mismatched[0]
+            example = f'{key} is {tuple(state[key].shape)} there but {tuple(own[key].shape)} here'
+        else:
+            example = f'e.g. {(missing or unexpected)[0]}'
+        raise UserError(f'{path} is not a checkpoint of this config\'s model ({len(missing)} weights missing, '
+                        f'{len(unexpected)} unexpected, {len(mismatched)} of another shape: {example}); pass the '
+                        'checkpoint trained with this config.')
+    model.load_state_dict(state, strict=True)

@@ -18,7 +18,6 @@ import csv
 import io
 import sys
 
-import torch
 from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 
@@ -26,7 +25,7 @@ import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal import checkpoint as checkpoints
 from mmal.cli import load_config, run_tool
 from mmal.datasets import ImagePoolDataset
-from mmal.engine import AcquisitionService, build_method
+from mmal.engine import AcquisitionService, method_from_flags
 from mmal.engine.acquisition import selection_record
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
@@ -50,33 +49,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_weights(model: torch.nn.Module, path: str) -> None:
-    """Load ``path`` into ``model`` strictly.
-
-    Raises:
-        UserError: The checkpoint is not of this model (names what does not fit).
-    """
-    checkpoint = checkpoints.load_local_checkpoint(path, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f'{path} holds no model weights (no state_dict of tensors); pass a checkpoint saved by '
-                        'mmengine or tools/al_train.py.')
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
-        if mismatched:
-            key = mismatched[0]
-            example = f'{key} is {tuple(state[key].shape)} there but {tuple(own[key].shape)} here'
-        else:
-            example = f'e.g. {(missing or unexpected)[0]}'
-        raise UserError(f'{path} is not a checkpoint of this config\'s model ({len(missing)} weights missing, '
-                        f'{len(unexpected)} unexpected, {len(mismatched)} of another shape: {example}); pass the '
-                        'checkpoint trained with this config.')
-    model.load_state_dict(state, strict=True)
-
-
 def select(args: argparse.Namespace) -> Selection:
     if not args.out.endswith(('.csv', '.json')):
         raise UserError(f'--out {args.out} must end in .csv or .json.')
@@ -87,19 +59,14 @@ def select(args: argparse.Namespace) -> Selection:
     cfg = load_config(args.config)
     checkpoints.trust_checkpoints(args.trust_checkpoint)
     al = cfg.get('active_learning') or {}
-    if args.scorer or args.selection:
-        method = build_method(dict(type=args.scorer) if args.scorer else None,
-                              dict(type=args.selection) if args.selection else None, where='--')
-    else:
-        method = build_method(al.get('scorer'), al.get('selection'), subset_size=al.get('subset_size'),
-                              where='active_learning.')
+    method = method_from_flags(al, args.scorer, args.selection)
     service = AcquisitionService(method, al.get('adapter'), batch_size=args.batch_size)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if hasattr(cfg.model, 'backbone') and cfg.model.backbone.get('init_cfg'):
         cfg.model.backbone.init_cfg = None  # the checkpoint has the weights
     model = MODELS.build(cfg.model)
     service.check_model(model)
-    load_weights(model, args.checkpoint)
+    checkpoints.load_weights(model, args.checkpoint)
     model.eval()
     dataset = ImagePoolDataset(pool=args.pool, img_dir=args.img_dir,
                                pipeline=scoring_pipeline(cfg.test_dataloader.dataset.pipeline))

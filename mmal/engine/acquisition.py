@@ -113,14 +113,14 @@ class AcquisitionService:
             raise UserError(f'{method} cannot score {type(model).__name__}: {err}') from None
 
     # -- one round -------------------------------------------------------------------------------------
-    def run(self, model: nn.Module, pool, labeled: Sequence[int], budget: int,
+    def run(self, model: Optional[nn.Module], pool: Any, labeled: Sequence[int], budget: int,
             unlabeled: Optional[Sequence[int]] = None) -> AcquisitionResult:
         """Choose up to ``budget`` images of ``pool`` to label next.
 
         Every rank of a distributed run calls it with the same arguments.
 
         Args:
-            model: The trained model (unwrapped).
+            model: The trained model (unwrapped); None for a method that reads no model output (Random).
             pool: Dataset of every image, with the scoring pipeline; ``get_data_info`` names them.
             labeled: Pool indices already labeled.
             budget: How many to pick.
@@ -141,6 +141,9 @@ class AcquisitionService:
             return AcquisitionResult(picks=[], scores=[] if self.selector.uses_scores else None)
         rows = candidates + (labeled if self.selector.needs_labeled else [])
         if self.requires:
+            if model is None:
+                raise UserError(f'{self.method.name} reads the model\'s outputs, but no model was given; train one '
+                                'first.')
             scores, inputs, unreadable = self._score(model, pool, rows)
         else:  # nothing to compute (random): no forward pass, one draw for the whole candidate list
             scores, inputs, unreadable = None, {}, {}

@@ -62,6 +62,23 @@ class AcquisitionMethod:
         return build_method(self.scorer_cfg, self.selection_cfg, seed=seed)
 
 
+def method_from_flags(section: Optional[Dict[str, Any]], scorer: Optional[str] = None,
+                      selection: Optional[str] = None, seed: int = 0) -> AcquisitionMethod:
+    """The method of a command-line tool: the one ``--scorer`` / ``--selection`` name when either is
+    given (a flag left out takes :func:`build_method`'s default), else the config's
+    ``active_learning`` section's (``section``).
+
+    Raises:
+        UserError: As :func:`build_method`.
+    """
+    if scorer or selection:
+        return build_method(dict(type=scorer) if scorer else None, dict(type=selection) if selection else None,
+                            seed=seed, where='--')
+    section = section or {}
+    return build_method(section.get('scorer'), section.get('selection'), subset_size=section.get('subset_size'),
+                        seed=seed, where='active_learning.')
+
+
 def _selection_cfg(selection: SelectionSpec, subset_size: Optional[int], where: str) -> Dict[str, Any]:
     """``selection`` as a selector config: default, older strings and ``subset_size`` folded in."""
     if subset_size is not None:

@@ -1,0 +1,217 @@
+"""The steps of a labeling project that run a model: train, select, export (see :mod:`.project`)."""
+from __future__ import annotations
+
+import copy
+import json
+import os.path as osp
+import shutil
+from typing import Any, Dict, List, Optional
+
+import torch
+from mmdet.models.detectors import BaseDetector
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.dist import barrier, get_rank
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from .. import dist, interrupt
+from ..checkpoint import load_weights
+from ..cli import load_config
+from ..datasets.image_pool import ImagePoolDataset
+from ..datasets.unreadable import pool_loader
+from ..engine.acquisition import AcquisitionService, selection_record
+from ..engine.hooks import scoring_pipeline
+from ..engine.method import method_from_flags
+from ..errors import UserError
+from ..fileio import atomic_write_json, commit, temp_path
+from ..records import Selection
+from .formats import Box
+from .project import LabelingProject
+
+
+def leaf_dataset(dataset_cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The innermost dataset of a (wrapped) dataset config: the one with the pipeline."""
+    while 'dataset' in dataset_cfg or 'datasets' in dataset_cfg:
+        dataset_cfg = dataset_cfg['dataset'] if 'dataset' in dataset_cfg else dataset_cfg['datasets'][0]
+    return dataset_cfg
+
+
+def _num_classes(model_cfg: Dict[str, Any]) -> Optional[int]:
+    for head in (model_cfg.get('bbox_head'), (model_cfg.get('roi_head') or {}).get('bbox_head')):
+        if isinstance(head, dict) and isinstance(head.get('num_classes'), int):
+            return head['num_classes']
+        if isinstance(head, list) and head and isinstance(head[-1].get('num_classes'), int):
+            return head[-1]['num_classes']
+    return None
+
+
+def project_config(project: LabelingProject) -> Config:
+    """The project's mmdet config, checked to have one output per class.
+
+    Raises:
+        UserError: The config cannot be read, or its model predicts another number of classes.
+    """
+    cfg = load_config(project.state.config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    found = _num_classes(cfg.model)
+    if found is not None and found != len(project.state.classes):
+        raise UserError(f'{project.state.config} predicts {found} classes but the project has '
+                        f'{len(project.state.classes)} ({", ".join(project.state.classes)}); set num_classes='
+                        f'{len(project.state.classes)} in the config.')
+    return cfg
+
+
+def build_model(cfg: Config, checkpoint: str) -> BaseDetector:
+    """The config's model with the cycle's weights, in eval mode."""
+    model_cfg = copy.deepcopy(cfg.model)
+    if model_cfg.get('backbone', {}).get('init_cfg'):
+        model_cfg['backbone']['init_cfg'] = None  # the checkpoint has the weights
+    model = MODELS.build(model_cfg)
+    load_weights(model, checkpoint)
+    return model.eval()
+
+
+def train(project: LabelingProject, launcher: str = 'none', progress: bool = True) -> str:
+    """Train the config's model on the labeled set; writes ``cycle_<k>/model.pth``.
+
+    Returns:
+        The checkpoint's path.
+    """
+    project.expect('train', ('train', 'select'))
+    labeled = project.labeled()
+    if not labeled['images']:
+        raise UserError('nothing is labeled yet: select a first batch without a model (e.g. --scorer Random), '
+                        'label it, import it, then train.')
+    cfg = project_config(project)
+    snapshot = project.cycle_path('labeled.json')
+    if get_rank() == 0 and not osp.isfile(snapshot):
+        atomic_write_json(snapshot, labeled)
+    barrier()
+    pipeline = leaf_dataset(cfg.train_dataloader.dataset.to_dict())['pipeline']
+    cfg.train_dataloader.dataset = dict(
+        type='CocoDataset', data_root='', ann_file=osp.abspath(snapshot),
+        data_prefix=dict(img=project.state.image_root + osp.sep), metainfo=dict(classes=tuple(project.state.classes)),
+        filter_cfg=dict(filter_empty_gt=False, min_size=0), pipeline=pipeline)
+    for key in ('val_cfg', 'val_dataloader', 'val_evaluator', 'test_cfg', 'test_dataloader', 'test_evaluator'):
+        cfg[key] = None  # the project has no test labels: training only
+    train_dir = project.cycle_path('train')
+    if get_rank() == 0 and osp.isdir(train_dir):
+        shutil.rmtree(train_dir)  # an interrupted training starts over (see the AL driver)
+    cfg.work_dir = train_dir
+    cfg.resume, cfg.load_from = False, None
+    cfg.randomness = dict(seed=project.state.cycle)
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='InterruptHook')] + (
+        [dict(type='TrainProgressHook')] if progress else [])
+    dist.distributed_cfg(cfg, launcher)
+    runner = Runner.from_cfg(cfg)
+    interrupt.check()
+    runner.train()
+    final = project.cycle_path('model.pth')
+    if get_rank() == 0:
+        tmp = temp_path(final)
+        runner.save_checkpoint(osp.dirname(tmp), osp.basename(tmp), save_optimizer=False, save_param_scheduler=False)
+        commit(tmp, final)
+        project.state.step = 'select'
+        project.save()
+    barrier()
+    return final
+
+
+def _pool_dataset(project: LabelingProject, pipeline: List[Dict[str, Any]]) -> ImagePoolDataset:
+    return ImagePoolDataset(pool=[dict(img_id=im['id'], img_path=project.image_file(im)) for im in project.pool],
+                            pipeline=pipeline)
+
+
+def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, selection: Optional[str] = None,
+           batch_size: int = 8, progress: bool = True) -> Selection:
+    """Pick the next batch from the unlabeled pool with the cycle's model; writes ``cycle_<k>/selected.json``.
+
+    Raises:
+        UserError: Out of order, no model for a method that needs one, nothing left to label.
+    """
+    project.expect('select', ('select', 'export'))
+    if isinstance(budget, bool) or budget < 1:
+        raise UserError(f'--budget must be a positive number of images, got {budget}.')
+    cfg = project_config(project)
+    method = method_from_flags(cfg.get('active_learning'), scorer, selection, seed=project.state.cycle)
+    checkpoint = project.cycle_path('model.pth')
+    model = None
+    if osp.isfile(checkpoint):
+        model = build_model(cfg, checkpoint)
+    elif method.requires:
+        raise UserError(f'{method.name} needs a model and cycle {project.state.cycle} has none; run '
+                        f'`al_project.py train {project.root}` first, or pick the first batch with --scorer Random.')
+    snapshot = project.cycle_path('labeled.json')
+    if not osp.isfile(snapshot):
+        atomic_write_json(snapshot, project.labeled())
+    service = AcquisitionService(method, (cfg.get('active_learning') or {}).get('adapter'), batch_size=batch_size,
+                                 progress=progress)
+    if model is not None:
+        service.check_model(model)
+    positions = {im['id']: n for n, im in enumerate(project.pool)}
+    unlabeled = [positions[i] for i in project.unlabeled_ids()]
+    if not unlabeled:
+        raise UserError('every pool image is labeled: nothing is left to select.')
+    labeled = sorted(set(range(len(project.pool))) - set(unlabeled))
+    dataset = _pool_dataset(project, scoring_pipeline(leaf_dataset(cfg.test_dataloader.dataset.to_dict())['pipeline']))
+    result = service.run(model, dataset, labeled, budget, unlabeled=unlabeled)
+    record = selection_record(result, dataset, method, budget, cycle=project.state.cycle,
+                              num_labeled=len(labeled))
+    scores = [p.score for p in record.selected if p.score is not None]
+    if len(scores) > 1 and len(set(scores)) == 1:
+        print(f'warning: every picked image has the same score ({scores[0]:g}): the model finds nothing to rank them '
+              'by (e.g. it keeps no box), so the picks are as good as random; lower the adapter\'s score_thr or use '
+              'empty_score=\'max\' in the scorer.')
+    atomic_write_json(project.cycle_path('selected.json'), record.to_json())
+    project.state.step = 'export'
+    project.save()
+    return record
+
+
+def predictions(project: LabelingProject, cfg: Config, ids: List[int], threshold: float,
+                batch_size: int = 8) -> Dict[int, List[Box]]:
+    """The cycle's model's boxes (in original image pixels) above ``threshold`` for pool images ``ids``."""
+    checkpoint = project.cycle_path('model.pth')
+    if not osp.isfile(checkpoint) or not ids:
+        return {}
+    model = build_model(cfg, checkpoint)
+    wanted = set(ids)
+    pipeline = scoring_pipeline(leaf_dataset(cfg.test_dataloader.dataset.to_dict())['pipeline'])
+    dataset = ImagePoolDataset(pool=[dict(img_id=im['id'], img_path=project.image_file(im)) for im in project.pool
+                                     if im['id'] in wanted], pipeline=pipeline)
+    out: Dict[int, List[Box]] = {}
+    classes = project.state.classes
+    with torch.no_grad():
+        for batch in pool_loader(dataset, batch_size):
+            if batch['data'] is None:
+                continue
+            for sample in model.test_step(batch['data']):
+                keep = sample.pred_instances[sample.pred_instances.scores >= threshold]
+                out[int(sample.metainfo['img_id'])] = [
+                    Box(label=classes[int(label)], x1=float(b[0]), y1=float(b[1]), x2=float(b[2]), y2=float(b[3]),
+                        score=float(s)) for b, s, label in zip(keep.bboxes.tolist(), keep.scores.tolist(),
+                                                               keep.labels.tolist())]
+    return out
+
+
+def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', pre_threshold: float = 0.3,
+           batch_size: int = 8) -> Dict[str, str]:
+    """Write the selected batch for Label Studio and CVAT, with the model's boxes as pre-annotations.
+
+    Returns:
+        The files written.
+    """
+    project.expect('export', ('export', 'import'))
+    if not 0 <= pre_threshold <= 1:
+        raise UserError(f'--pre-threshold must lie in [0, 1], got {pre_threshold}.')
+    cfg = project_config(project)
+    path = project.cycle_path('selected.json')
+    with open(path) as f:
+        selection = Selection.from_json(json.load(f), path)
+    ids = [int(p.img_id) for p in selection.selected]
+    boxes = predictions(project, cfg, ids, pre_threshold, batch_size)
+    files = project.write_export(project.batch(selection, boxes), url_prefix)
+    project.state.out, project.state.step = ids, 'import'
+    project.save()
+    return files

@@ -1,0 +1,321 @@
+"""A labeling project on disk: active learning on images nobody has labeled yet.
+
+::
+
+    <project>/project.json              config, image root, classes, the cycle and its step (ProjectState)
+    <project>/pool.json                 every pool image: id, file (relative to the image root), width, height
+    <project>/labeled.json              the labeled set as COCO; each image records the cycle it was labeled in
+    <project>/cycle_<k>/labeled.json    the labeled set cycle k trained on (the previous version, kept)
+    <project>/cycle_<k>/model.pth       the model trained in cycle k (mmengine's files in cycle_<k>/train/)
+    <project>/cycle_<k>/selected.json   the batch it picked (the driver's Selection record)
+    <project>/cycle_<k>/export/         labelstudio_tasks.json, labeling_config.xml, coco_images.json,
+                                        coco_preannotations.json
+    <project>/cycle_<k>/returned.json   what came back, as imported (image ids and boxes)
+
+A cycle's steps run in order, each a command: ``train`` -> ``select`` -> ``export`` -> (annotators)
+-> ``import`` -> the next cycle. A step may be run again (it redoes itself), but not out of order:
+selecting while a batch is out for labeling, or importing before exporting, is one sentence. Every
+file is written atomically; ``project.json`` is written last, so an interrupted step is redone.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import os.path as osp
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..errors import UserError
+from ..fileio import atomic_write_json, atomic_write_text
+from ..records import Selection
+from .formats import (
+    BatchImage,
+    Box,
+    Labeled,
+    coco_images,
+    count_boxes,
+    labeling_config,
+    labelstudio_tasks,
+    read_coco,
+    read_labelstudio,
+)
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+#: The steps of a cycle, in order; ``step`` in project.json is the next one to run.
+STEPS = ('train', 'select', 'export', 'import')
+PROJECT_FILE = 'project.json'
+
+
+@dataclass
+class ProjectState:
+    """``project.json``.
+
+    Attributes:
+        config: The mmdet config (absolute path) the models are trained with.
+        image_root: The folder the image files are relative to.
+        classes: The class names, in the order of the model's labels.
+        cycle: The current cycle.
+        step: The next step of the cycle (one of :data:`STEPS`).
+        out: Pool ids of the batch out for labeling (after ``export``).
+    """
+
+    config: str
+    image_root: str
+    classes: List[str]
+    cycle: int = 0
+    step: str = 'train'
+    out: List[int] = field(default_factory=list)
+    version: int = 1
+
+
+def _read_json(path: str, what: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise UserError(f'{path} does not exist; {what}') from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f'{path} cannot be read ({type(err).__name__}: {err}); {what}') from None
+
+
+def image_size(path: str) -> tuple:
+    """``(width, height)`` of an image file, from its header.
+
+    Raises:
+        UserError: The file is not an image that can be read.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError) as err:
+        raise UserError(f'{path} is not a readable image ({type(err).__name__}: {err}); remove it from the image '
+                        'folder or fix it.') from None
+
+
+def list_images(folder: str) -> List[str]:
+    """Every image file under ``folder`` (subfolders included), relative to it, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(osp.relpath(osp.join(root, name), folder))
+    return sorted(found)
+
+
+class LabelingProject:
+    """The project folder (see the module docstring).
+
+    Args:
+        root: The project folder.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        path = osp.join(root, PROJECT_FILE)
+        obj = _read_json(path, 'start a project there with `al_project.py init`.')
+        try:
+            self.state = ProjectState(**obj)
+        except TypeError as err:
+            raise UserError(f'{path} is not an mmal project file ({err}); restore it or start a new project.') from None
+        if self.state.step not in STEPS:
+            raise UserError(f'{path}: step {self.state.step!r} is not one of {STEPS}; restore the file.')
+        self.pool: List[Dict[str, Any]] = _read_json(osp.join(root, 'pool.json'), 'the project is damaged.')['images']
+
+    # -- files ------------------------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return osp.join(self.root, *parts)
+
+    def cycle_path(self, *parts: str, cycle: Optional[int] = None) -> str:
+        return self.path(f'cycle_{self.state.cycle if cycle is None else cycle}', *parts)
+
+    def save(self) -> None:
+        """Write ``project.json`` (the commit point of every step)."""
+        atomic_write_json(self.path(PROJECT_FILE), asdict(self.state))
+
+    def labeled(self) -> Dict[str, Any]:
+        """The labeled set (COCO)."""
+        return _read_json(self.path('labeled.json'), 'the project is damaged.')
+
+    def image_file(self, image: Dict[str, Any]) -> str:
+        return osp.join(self.state.image_root, image['file_name'])
+
+    # -- the order of the steps -----------------------------------------------------------------------
+    def expect(self, command: str, allowed: Sequence[str]) -> None:
+        """Refuse ``command`` unless the project's next step is one of ``allowed``.
+
+        Raises:
+            UserError: One sentence naming what to run instead.
+        """
+        step = self.state.step
+        if step in allowed:
+            return
+        if step == 'import':
+            reason = (f'a batch of {len(self.state.out)} images is out for labeling (cycle {self.state.cycle}); '
+                      f'import the labels first with `al_project.py import {self.root} FILE`')
+        else:
+            reason = f'the next step of cycle {self.state.cycle} is `al_project.py {step} {self.root}`'
+        raise UserError(f'cannot {command} now: {reason}.')
+
+    # -- status -----------------------------------------------------------------------------------------
+    def status(self) -> Dict[str, Any]:
+        """The project at a glance."""
+        labeled = self.labeled()
+        return dict(project=self.root, cycle=self.state.cycle, next_step=self.state.step,
+                    pool_images=len(self.pool), labeled_images=len(labeled['images']),
+                    labeled_boxes=len(labeled['annotations']), out_for_labeling=len(self.state.out),
+                    classes=self.state.classes)
+
+    # -- the pool ---------------------------------------------------------------------------------------
+    def unlabeled_ids(self) -> List[int]:
+        taken = {im['id'] for im in self.labeled()['images']}
+        return [im['id'] for im in self.pool if im['id'] not in taken]
+
+    def batch(self, selection: Selection, boxes: Optional[Dict[int, List[Box]]] = None) -> List[BatchImage]:
+        """The batch a selection picked, with the model's boxes where given."""
+        by_id = {im['id']: im for im in self.pool}
+        out = []
+        for pick in selection.selected:
+            image = by_id[int(pick.img_id)]
+            out.append(BatchImage(id=image['id'], file_name=image['file_name'], width=image['width'],
+                                  height=image['height'], score=pick.score, boxes=(boxes or {}).get(image['id'], [])))
+        return out
+
+    # -- export and import ------------------------------------------------------------------------------
+    def write_export(self, batch: Sequence[BatchImage], url_prefix: str) -> Dict[str, str]:
+        """Write the batch for the labeling tools into ``cycle_<k>/export/``; returns the files."""
+        folder = self.cycle_path('export')
+        files = dict(labelstudio_tasks=osp.join(folder, 'labelstudio_tasks.json'),
+                     labeling_config=osp.join(folder, 'labeling_config.xml'),
+                     coco_images=osp.join(folder, 'coco_images.json'),
+                     coco_preannotations=osp.join(folder, 'coco_preannotations.json'))
+        classes = self.state.classes
+        atomic_write_json(files['labelstudio_tasks'],
+                          labelstudio_tasks(batch, url_prefix, f'mmal cycle {self.state.cycle}'))
+        atomic_write_text(files['labeling_config'], labeling_config(classes))
+        atomic_write_json(files['coco_images'], coco_images(batch, classes, with_boxes=False))
+        atomic_write_json(files['coco_preannotations'], coco_images(batch, classes, with_boxes=True))
+        return files
+
+    def read_returned(self, path: str, skipped_to_pool: bool) -> tuple:
+        """The labels in a file that came back (Label Studio JSON or COCO), checked against the batch out."""
+        obj = _read_json(path, 'pass the file the labeling tool exported.')
+        selection = Selection.from_json(_read_json(self.cycle_path('selected.json'), 'the project is damaged.'),
+                                        self.cycle_path('selected.json'))
+        out = set(self.state.out)
+        batch = [b for b in self.batch(selection) if b.id in out]
+        reader = read_labelstudio if isinstance(obj, list) else read_coco
+        return reader(obj, path, batch, self.state.classes, skipped_to_pool)
+
+    def merge(self, labeled_images: List[Labeled]) -> Dict[str, Any]:
+        """The labeled set with ``labeled_images`` added (recorded with this cycle), built from the
+        version the cycle started from, so that redoing an interrupted import adds nothing twice."""
+        base = _read_json(self.cycle_path('labeled.json'), 'the project is damaged.')
+        merged = copy.deepcopy(base)
+        by_id = {im['id']: im for im in self.pool}
+        category = {c['name']: c['id'] for c in merged['categories']}
+        next_ann = max((a['id'] for a in merged['annotations']), default=0) + 1
+        for image in labeled_images:
+            pool_image = by_id[image.id]
+            merged['images'].append(dict(id=image.id, file_name=pool_image['file_name'], width=pool_image['width'],
+                                         height=pool_image['height'], mmal_cycle=self.state.cycle))
+            for box in image.boxes:
+                w, h = box.x2 - box.x1, box.y2 - box.y1
+                merged['annotations'].append(dict(id=next_ann, image_id=image.id, category_id=category[box.label],
+                                                  bbox=[box.x1, box.y1, w, h], area=w * h, iscrowd=0))
+                next_ann += 1
+        return merged
+
+    def record_import(self, labeled_images: List[Labeled], skipped: List[int]) -> Dict[str, int]:
+        """Merge the returned labels atomically and move on to the next cycle's training."""
+        merged = self.merge(labeled_images)
+        atomic_write_json(self.cycle_path('returned.json'), dict(
+            cycle=self.state.cycle, skipped=skipped,
+            images=[dict(id=i.id, boxes=[asdict(b) for b in i.boxes]) for i in labeled_images]))
+        atomic_write_json(self.path('labeled.json'), merged)
+        self.state.cycle += 1
+        self.state.step, self.state.out = 'train', []
+        self.save()
+        return dict(images=len(labeled_images), boxes=count_boxes(labeled_images), skipped=len(skipped))
+
+
+def create_project(root: str, images: str, config: str, classes: Optional[Sequence[str]] = None,
+                   seed_labels: Optional[str] = None) -> LabelingProject:
+    """Start a project in the new folder ``root``.
+
+    Args:
+        root: The project folder (must not exist, or be empty).
+        images: A folder of images (subfolders included) or a COCO json listing them (its
+            ``file_name`` relative to the json's folder).
+        config: The mmdet config to train with.
+        classes: The class names; default: the seed labels' categories.
+        seed_labels: A COCO json with labels of some of the images (matched by file name).
+
+    Raises:
+        UserError: A missing input, a folder in use, classes that do not fit.
+    """
+    if osp.exists(root) and (not osp.isdir(root) or os.listdir(root)):
+        raise UserError(f'{root} exists and is not an empty folder; choose a new project folder.')
+    if not osp.isfile(config):
+        raise UserError(f'config file {config} does not exist; pass the mmdet config to train with.')
+    if osp.isdir(images):
+        image_root = osp.abspath(images)
+        pool = [dict(id=n + 1, file_name=name, **dict(zip(('width', 'height'), image_size(osp.join(image_root, name)))))
+                for n, name in enumerate(list_images(image_root))]
+    elif osp.isfile(images):
+        image_root = osp.dirname(osp.abspath(images))
+        listed = _read_json(images, 'pass a folder of images or a COCO json.').get('images')
+        if not isinstance(listed, list) or not all(isinstance(i, dict) and 'file_name' in i for i in listed):
+            raise UserError(f'{images} has no "images" list with file names; pass a COCO json or a folder of images.')
+        pool = []
+        for n, im in enumerate(listed):
+            width, height = (im['width'], im['height']) if im.get('width') and im.get('height') else \
+                image_size(osp.join(image_root, im['file_name']))
+            pool.append(dict(id=n + 1, file_name=im['file_name'], width=int(width), height=int(height)))
+    else:
+        raise UserError(f'{images} does not exist; pass a folder of images or a COCO json listing them.')
+    if not pool:
+        raise UserError(f'{images} holds no images ({", ".join(IMAGE_EXTENSIONS)}); point it at your images.')
+    seed = _read_json(seed_labels, 'pass a COCO json of labeled images.') if seed_labels else None
+    names = list(classes or [])
+    if not names and seed:
+        names = [c['name'] for c in sorted(seed.get('categories', []), key=lambda c: c['id'])]
+    if not names:
+        raise UserError('the project needs its class names: pass --classes (or seed labels with categories).')
+    labeled = dict(images=[], annotations=[], categories=[dict(id=k + 1, name=c) for k, c in enumerate(names)])
+    if seed:
+        labeled = _seed(seed, seed_labels or '', pool, names, labeled)
+    state = ProjectState(config=osp.abspath(config), image_root=image_root, classes=names,
+                         step='train' if labeled['images'] else 'select')
+    os.makedirs(root, exist_ok=True)
+    atomic_write_json(osp.join(root, 'pool.json'), dict(images=pool))
+    atomic_write_json(osp.join(root, 'labeled.json'), labeled)
+    atomic_write_json(osp.join(root, PROJECT_FILE), asdict(state))
+    return LabelingProject(root)
+
+
+def _seed(seed: Any, path: str, pool: List[Dict[str, Any]], classes: List[str],
+          labeled: Dict[str, Any]) -> Dict[str, Any]:
+    """The labeled set of a project from a COCO json of seed labels, checked like any returned labels."""
+    batch = [BatchImage(id=im['id'], file_name=im['file_name'], width=im['width'], height=im['height'])
+             for im in pool]
+    images, _ = read_coco(seed, path, batch, classes, skipped_to_pool=True)
+    if not images:
+        raise UserError(f'{path} labels none of the pool\'s images (matched by file name); pass labels of these '
+                        'images.')
+    by_id = {im['id']: im for im in pool}
+    next_ann = 1
+    for image in images:
+        pool_image = by_id[image.id]
+        labeled['images'].append(dict(id=image.id, file_name=pool_image['file_name'], width=pool_image['width'],
+                                      height=pool_image['height'], mmal_cycle=-1))
+        for box in image.boxes:
+            w, h = box.x2 - box.x1, box.y2 - box.y1
+            labeled['annotations'].append(dict(id=next_ann, image_id=image.id,
+                                               category_id=classes.index(box.label) + 1, bbox=[box.x1, box.y1, w, h],
+                                               area=w * h, iscrowd=0))
+            next_ann += 1
+    return labeled
