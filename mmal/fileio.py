@@ -5,7 +5,7 @@ import json
 import os
 import os.path as osp
 import tempfile
-from typing import Any
+from typing import Any, List
 
 #: Every temporary file mmal writes ends so; a resumed run deletes the ones an interruption left.
 TEMP_SUFFIX = '.mmal.tmp'
@@ -69,3 +69,18 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 def atomic_write_json(path: str, obj: Any) -> None:
     """:func:`atomic_write_text` of ``obj`` as indented JSON."""
     atomic_write_text(path, json.dumps(obj, indent=1) + '\n')
+
+
+#: The image files a pool folder lists.
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def list_images(folder: str) -> List[str]:
+    """Every image file under ``folder`` (subfolders included), relative to it, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(osp.relpath(osp.join(root, name), folder))
+    return sorted(found)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 from .errors import UserError
 
@@ -34,6 +34,11 @@ def _field(obj: Any, path: str, key: str, kind: Any, what: str) -> Any:
         raise UserError(f'{path}: field {key!r} must be {what}, got {value!r}; restore the file, or delete it and run '
                         'again with --resume.')
     return value
+
+
+def _image_id(value: Any) -> Union[int, str]:
+    """An image id as the pool gives it: a COCO integer stays an integer, anything else is a string."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else str(value)
 
 
 def _indices(obj: Any, path: str, key: str) -> List[int]:
@@ -157,7 +162,7 @@ class Pick:
     """One selected image: its index in the scored pool, id, path and score (None without a scorer)."""
 
     index: int
-    img_id: str
+    img_id: Union[int, str]
     img_path: str
     score: Optional[float] = None
 
@@ -167,7 +172,7 @@ class UnreadableImage:
     """A pool image that was skipped because it could not be read."""
 
     index: int
-    img_id: str
+    img_id: Union[int, str]
     img_path: str
     error: str
 
@@ -223,9 +228,9 @@ class Selection:
         return cls(scorer=obj.get('scorer'), selection=_field(obj, path, 'selection', dict, 'a selector config'),
                    budget=_field(obj, path, 'budget', int, 'an integer'),
                    num_candidates=_field(obj, path, 'num_candidates', int, 'an integer'),
-                   selected=[Pick(index=p['index'], img_id=str(p.get('img_id', p['index'])),
+                   selected=[Pick(index=p['index'], img_id=_image_id(p.get('img_id', p['index'])),
                                   img_path=str(p.get('img_path', '')), score=p.get('score')) for p in picks],
-                   unreadable=[UnreadableImage(index=int(u.get('index', -1)), img_id=str(u.get('img_id', '')),
+                   unreadable=[UnreadableImage(index=int(u.get('index', -1)), img_id=_image_id(u.get('img_id', '')),
                                                img_path=str(u.get('img_path', '')), error=str(u.get('error', '')))
                                for u in unreadable if isinstance(u, dict)],
                    context={k: v for k, v in obj.items() if k not in known},

@@ -42,3 +42,26 @@ def test_select_from_folder_and_list(toy_voc_root, tmp_path):
     proc = run(folder, tmp_path / 'x.csv', '--scorer', 'Nope')
     assert proc.returncode == 2 and 'unknown scorer' in proc.stderr and 'Traceback' not in proc.stderr
     assert not (tmp_path / 'x.csv').exists()
+
+    # a COCO pool: its annotated images are labeled already, and so are those --labeled lists; a
+    # folder's subfolders are part of the pool; COCO ids stay integers
+    from mmal.datasets import TOY_CLASSES
+    from mmal.labeling.formats import voc_to_coco
+    voc = osp.join(toy_voc_root, 'ToyVOC')
+    ids = [line.strip() for line in open(osp.join(voc, 'ImageSets', 'Main', 'trainval.txt'))][:12]
+    coco = voc_to_coco(voc, ids, TOY_CLASSES)
+    coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] <= 6]  # images 1-6 annotated
+    (folder / 'pool.json').write_text(json.dumps(coco))
+    (tmp_path / 'labeled.txt').write_text('\n'.join(str(folder / f'{i}.jpg') for i in ids[6:9]) + '\n')
+    proc = run(folder / 'pool.json', tmp_path / 'coco.json', '--labeled', tmp_path / 'labeled.txt', '--selection',
+               'KCenterGreedy')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert '9 pool images are labeled already' in proc.stderr
+    result = json.loads((tmp_path / 'coco.json').read_text())
+    assert sorted(p['img_id'] for p in result['selected']) == [10, 11, 12] and result['scorer'] is None
+
+    (folder / 'sub').mkdir()
+    shutil.copy(folder / f'{ids[0]}.jpg', folder / 'sub' / 'nested.jpg')
+    proc = run(folder, tmp_path / 'all.json', '--budget', '100')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'sub/nested' in {p['img_id'] for p in json.loads((tmp_path / 'all.json').read_text())['selected']}

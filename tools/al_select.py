@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
+import os.path as osp
 import sys
+from typing import List, Optional
 
 from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
@@ -26,7 +29,7 @@ from mmal import checkpoint as checkpoints
 from mmal.cli import load_config, run_tool
 from mmal.datasets import ImagePoolDataset
 from mmal.engine import AcquisitionService, method_from_flags
-from mmal.engine.acquisition import selection_record
+from mmal.engine.acquisition import same_score_warning, selection_record
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
 from mmal.fileio import atomic_write_json, atomic_write_text
@@ -43,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='output file, .csv or .json')
     parser.add_argument('--scorer', help='scorer name, e.g. Entropy (default: the config\'s)')
     parser.add_argument('--selection', help='selector name, e.g. BADGE (default: the config\'s; TopK with --scorer)')
+    parser.add_argument('--labeled', help='images that are labeled already (never picked; coverage selectors read '
+                        'them): a COCO json or a list of image paths, one per line. A COCO pool\'s annotated '
+                        'images count as labeled too')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='unpickle the checkpoint fully (it may run code: only for files you trust)')
@@ -73,11 +79,48 @@ def select(args: argparse.Namespace) -> Selection:
     if args.budget > len(dataset):
         print(f'budget {args.budget} exceeds the {len(dataset)} pool images; taking all readable ones.',
               file=sys.stderr)
-    result = service.run(model, dataset, labeled=[], budget=args.budget)
-    record = selection_record(result, dataset, method, args.budget, pool=args.pool, pool_size=len(dataset))
+    labeled = labeled_in_pool(dataset, args.pool, args.labeled, args.img_dir)
+    if labeled:
+        print(f'{len(labeled)} pool images are labeled already: not candidates', file=sys.stderr)
+    result = service.run(model, dataset, labeled=labeled, budget=args.budget)
+    record = selection_record(result, dataset, method, args.budget, pool=args.pool, pool_size=len(dataset),
+                              labeled=len(labeled))
     for image in record.unreadable:
         print(f'skipped unreadable image {image.img_path}: {image.error}', file=sys.stderr)
+    warning = same_score_warning(record)
+    if warning:
+        print(warning, file=sys.stderr)
     return record
+
+
+def labeled_in_pool(dataset: ImagePoolDataset, pool: str, labeled: Optional[str], img_dir: Optional[str]) -> List[int]:
+    """Pool indices of the images already labeled: those a COCO pool annotates, and those ``labeled``
+    (a COCO json or a list of paths) names, matched by real path.
+
+    Raises:
+        UserError: ``labeled`` cannot be read.
+    """
+    paths = set()
+    for source, folder in ((pool, img_dir), (labeled, None)):
+        if not source or not osp.isfile(source):
+            if source is labeled and labeled:
+                raise UserError(f'--labeled {labeled} does not exist; pass a COCO json or a list of image paths.')
+            continue
+        base = folder or osp.dirname(source)
+        if source.endswith('.json'):
+            try:
+                with open(source) as f:
+                    coco = json.load(f)
+                annotated = {a['image_id'] for a in coco.get('annotations', [])}
+                names = [im['file_name'] for im in coco['images'] if source is labeled or im['id'] in annotated]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise UserError(f'{source} is not a COCO json ({type(err).__name__}: {err}); pass a COCO json or a '
+                                'list of image paths.') from None
+            paths |= {osp.realpath(osp.join(base, n)) for n in names}
+        elif source is labeled:
+            with open(source) as f:
+                paths |= {osp.realpath(line.strip()) for line in f if line.strip()}
+    return [i for i in range(len(dataset)) if osp.realpath(dataset.get_data_info(i)['img_path']) in paths]
 
 
 def write(record: Selection, out: str) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import os.path as osp
 from typing import List, Optional, Sequence
 
@@ -10,8 +9,7 @@ from mmdet.registry import DATASETS
 from mmengine.dataset import BaseDataset
 
 from ..errors import UserError
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+from ..fileio import IMAGE_EXTENSIONS, list_images
 
 
 @DATASETS.register_module()
@@ -24,7 +22,8 @@ class ImagePoolDataset(BaseDataset):
       images at ``.../VOC2007/JPEGImages/<id>.jpg``;
     - a COCO json: its ``images`` with ``file_name`` relative to ``img_dir`` (default: the json's
       folder);
-    - a folder: every image file in it (sorted by name);
+    - a folder: every image file in it and its subfolders (sorted by relative path; the id is that
+      path without its extension);
     - a list of image paths, or of ``dict(img_id=..., img_path=...)``.
 
     A pool without any image is an error (one sentence), not an empty ranking.
@@ -58,8 +57,7 @@ class ImagePoolDataset(BaseDataset):
             raise UserError(f'the image pool {pool} does not exist; pass a VOC ImageSets list, '
                             'a COCO json or a folder of images.')
         if osp.isdir(pool):
-            names = sorted(n for n in os.listdir(pool) if n.lower().endswith(IMAGE_EXTENSIONS))
-            return [dict(img_id=osp.splitext(n)[0], img_path=osp.join(pool, n)) for n in names]
+            return [dict(img_id=osp.splitext(n)[0], img_path=osp.join(pool, n)) for n in list_images(pool)]
         if pool.endswith('.json'):
             try:
                 with open(pool) as f:

@@ -242,6 +242,17 @@ class AcquisitionService:
                                  num_candidates=len(candidates), acted_by=self.selector.acted_by())
 
 
+def same_score_warning(record: Selection) -> Optional[str]:
+    """A warning when every pick has the same score: the model found nothing to rank the images by
+    (an untrained model, or a detector that keeps no box), so the picks are as good as random."""
+    scores = [p.score for p in record.selected if p.score is not None]
+    if len(scores) < 2 or len(set(scores)) > 1:
+        return None
+    return (f'warning: every picked image has the same score ({scores[0]:g}): the model finds nothing to rank '
+            'them by (e.g. it keeps no box), so the picks are as good as random; lower the adapter\'s score_thr '
+            'or give the scorer empty_score=\'max\'.')
+
+
 def selection_record(result: AcquisitionResult, dataset: Any, method: AcquisitionMethod, budget: int,
                      **context: Any) -> Selection:
     """The :class:`~mmal.records.Selection` record of one acquisition (driver, hook and al_select alike).
@@ -255,7 +266,9 @@ def selection_record(result: AcquisitionResult, dataset: Any, method: Acquisitio
     """
     def info(i: int) -> Dict[str, Any]:
         data = dataset.get_data_info(i)
-        return dict(index=i, img_id=str(data.get('img_id', i)), img_path=str(data.get('img_path', '')))
+        image_id = data.get('img_id', i)
+        return dict(index=i, img_id=image_id if isinstance(image_id, int) else str(image_id),
+                    img_path=str(data.get('img_path', '')))
 
     scores = result.scores if result.scores is not None else [None] * len(result.picks)
     return Selection(scorer=method.scorer_cfg, selection=method.selection_cfg, budget=budget,

@@ -20,7 +20,7 @@ from ..checkpoint import load_weights
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
 from ..datasets.unreadable import pool_loader
-from ..engine.acquisition import AcquisitionService, selection_record
+from ..engine.acquisition import AcquisitionService, same_score_warning, selection_record
 from ..engine.hooks import scoring_pipeline
 from ..engine.method import method_from_flags
 from ..errors import UserError
@@ -158,11 +158,9 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     result = service.run(model, dataset, labeled, budget, unlabeled=unlabeled)
     record = selection_record(result, dataset, method, budget, cycle=project.state.cycle,
                               num_labeled=len(labeled))
-    scores = [p.score for p in record.selected if p.score is not None]
-    if len(scores) > 1 and len(set(scores)) == 1:
-        print(f'warning: every picked image has the same score ({scores[0]:g}): the model finds nothing to rank them '
-              'by (e.g. it keeps no box), so the picks are as good as random; lower the adapter\'s score_thr or use '
-              'empty_score=\'max\' in the scorer.')
+    warning = same_score_warning(record)
+    if warning:
+        print(warning)
     atomic_write_json(project.cycle_path('selected.json'), record.to_json())
     project.state.step = 'export'
     project.save()

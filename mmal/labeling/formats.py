@@ -337,7 +337,8 @@ def voc_to_coco(voc_folder: str, ids: Sequence[str], classes: Sequence[str]) -> 
     """
     import xml.etree.ElementTree as ET
 
-    images, annotations = [], []
+    images: List[Dict[str, Any]] = []
+    annotations: List[Dict[str, Any]] = []
     for n, image_id in enumerate(ids, 1):
         path = osp.join(voc_folder, 'Annotations', f'{image_id}.xml')
         try:

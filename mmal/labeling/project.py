@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import UserError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import IMAGE_EXTENSIONS, atomic_write_json, atomic_write_text, list_images
 from ..records import Selection
 from .formats import (
     BatchImage,
@@ -41,7 +41,6 @@ from .formats import (
     read_labelstudio,
 )
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 #: The steps of a cycle, in order; ``step`` in project.json is the next one to run.
 STEPS = ('train', 'select', 'export', 'import')
 PROJECT_FILE = 'project.json'
@@ -93,17 +92,6 @@ def image_size(path: str) -> tuple:
     except (OSError, ValueError) as err:
         raise UserError(f'{path} is not a readable image ({type(err).__name__}: {err}); remove it from the image '
                         'folder or fix it.') from None
-
-
-def list_images(folder: str) -> List[str]:
-    """Every image file under ``folder`` (subfolders included), relative to it, sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(osp.relpath(osp.join(root, name), folder))
-    return sorted(found)
 
 
 class LabelingProject:
