@@ -57,12 +57,12 @@ class FakeAdapter(BaseAdapter):
         return out
 
 
-def run(scorer, selection, pool=None, labeled=(0, 1, 2, 3), budget=5, seed=0, batch_size=4):
+def run(scorer, selection, pool=None, labeled=(0, 1, 2, 3), budget=5, seed=0, batch_size=4, cost=None):
     SEEN.clear()
     service = AcquisitionService(build_method(scorer, selection, seed=seed), dict(type='FakeAdapter'),
                                  batch_size=batch_size, progress=False)
     pool = pool or ToyPool()
-    return service.run(None, pool, list(labeled), budget), pool
+    return service.run(None, pool, list(labeled), budget, cost=cost), pool
 
 
 def entropy_of(pool, indices):
@@ -205,3 +205,17 @@ def test_regime_switch_through_the_service_records_which_selector_acted():
     assert sorted(SEEN) == list(range(40))  # the labeled rows are read too: their count decides
     topk, _ = run(dict(type='Margin'), dict(type='TopK'), labeled=range(8))
     assert late.picks == topk.picks and late.scores == topk.scores
+
+
+@pytest.mark.parametrize('selection', [dict(type='TopK'), dict(type='KCenterGreedy'), dict(type='BADGE')])
+def test_a_budget_in_boxes_takes_the_selectors_order_until_the_next_pick_would_exceed_it(selection):
+    cost = [(i * 7) % 5 for i in range(40)]  # boxes per image: 0 to 4
+    scorer = dict(type='Entropy') if selection['type'] == 'TopK' else None
+    order, _ = run(scorer, selection, budget=36)  # the selector's own order, 36 images deep
+    result, _ = run(scorer, selection, budget=9, cost=cost)
+    spent = [sum(cost[i] for i in result.picks[:k + 1]) for k in range(len(result.picks))]
+    assert spent[-1] <= 9 and result.picks == order.picks[:len(result.picks)]
+    following = order.picks[len(result.picks)]
+    assert spent[-1] + cost[following] > 9  # it stopped where the next pick would overshoot
+    first, _ = run(scorer, selection, budget=1, cost=[10] * 40)
+    assert len(first.picks) == 1  # the first pick is always taken

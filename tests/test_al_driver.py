@@ -1,4 +1,5 @@
 """The AL driver: state layout, reproducible splits, crash-safe resume, clear errors."""
+import csv
 import json
 import os
 import os.path as osp
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import AL_TRAIN, REPO, al_train, fails, indices, labeled_sets, scores, tool, write_config
 
 
@@ -26,7 +28,7 @@ def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
         assert (cycle / 'metrics.json').is_file() and (cycle / 'model.pth').is_file()
     assert not (first / 'trial_0' / 'cycle_2' / 'selected.json').exists()  # no acquisition after the last
     rows = (first / 'results.csv').read_text().splitlines()
-    assert rows[0] == 'trial,cycle,num_labeled,metric,value'
+    assert rows[0] == 'trial,cycle,num_labeled,num_boxes,metric,value'
     assert [r.split(',')[:4] for r in rows[1:] if 'mAP' in r] == [
         ['0', str(k), str(n), 'pascal_voc/mAP'] for k, n in enumerate([8, 14, 20])]
     # The results table after every cycle, the run's report, its metric curve for the visualizer.
@@ -134,3 +136,30 @@ def test_progress_bars_for_training_and_acquisition(toy_voc_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'training: 100%' in proc.stderr and '3/3' in proc.stderr  # max_iters=3
     assert 'acquisition: 100%' in proc.stderr and 'img/s' in proc.stderr
+
+
+def test_a_budget_in_boxes_buys_images_until_their_boxes_reach_it(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root, num_cycles=2, budget=12, budget_unit='boxes')
+    work = tmp_path / 'w'
+    al_train(config, work)
+    selected = json.loads((work / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
+    assert selected['budget_unit'] == 'boxes' and 0 < selected['num_boxes'] <= 12 and len(indices(selected)) >= 2
+    with open(work / 'results.csv') as f:
+        rows = list(csv.DictReader(f))
+    boxes = sorted({(int(r['num_labeled']), int(r['num_boxes'])) for r in rows})
+    assert boxes[1][0] == 8 + len(indices(selected)) and boxes[1][1] == boxes[0][1] + selected['num_boxes']
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'al_report.py'), str(work), '--out',
+                           str(tmp_path / 'report'), '--x', 'boxes'], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '| # labeled boxes |' in proc.stdout and f'| {boxes[1][1]} |' in proc.stdout
+
+
+def test_a_budget_in_boxes_needs_boxes(tmp_path):
+    from mmengine.config import Config
+
+    from mmal.active.settings import ALSettings
+    from mmal.errors import UserError
+    with pytest.raises(UserError, match="budget_unit must be 'images' or 'boxes'"):
+        ALSettings.from_cfg(Config(dict(active_learning=dict(initial_labeled=5, budget=5, num_cycles=2,
+                                                             budget_unit='box'))))

@@ -65,3 +65,12 @@ def test_select_from_folder_and_list(toy_voc_root, tmp_path):
     proc = run(folder, tmp_path / 'all.json', '--budget', '100')
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'sub/nested' in {p['img_id'] for p in json.loads((tmp_path / 'all.json').read_text())['selected']}
+
+    # a budget in boxes, estimated by the model's own boxes
+    proc = run(folder / 'pool.json', tmp_path / 'boxes.json', '--budget-unit', 'boxes', '--box-threshold', '0.0',
+               '--scorer', 'Entropy')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "budget of 5 boxes, estimated by the model's boxes scoring >= 0.0" in proc.stderr
+    result = json.loads((tmp_path / 'boxes.json').read_text())
+    assert result['budget_unit'] == 'boxes' and len(result['selected']) == 1  # an untrained SSD keeps 100 a image
+    assert result['estimated_boxes'] > 5  # the first pick is always taken

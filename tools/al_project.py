@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--budget', type=int, required=True, help='how many images')
     p.add_argument('--scorer', help='scorer name (default: the config\'s active_learning one)')
     p.add_argument('--selection', help='selector name (default: the config\'s; TopK with --scorer)')
+    p.add_argument('--budget-unit', choices=['images', 'boxes'], default='images',
+                   help='count the budget in images (default) or in boxes, estimated by the model\'s boxes')
+    p.add_argument('--box-threshold', type=float, default=0.3, help='score of a box counted by --budget-unit boxes')
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--no-progress', action='store_true')
     p = sub.add_parser('export', help='write the batch for Label Studio and CVAT (COCO)')
@@ -79,7 +82,8 @@ def main(argv=None) -> int:
             print(f'trained cycle {project.state.cycle - 0}: {path}; next: select')
         elif args.command == 'select':
             record = commands.select(project, args.budget, args.scorer, args.selection, args.batch_size,
-                                     progress=not args.no_progress)
+                                     progress=not args.no_progress, budget_unit=args.budget_unit,
+                                     box_threshold=args.box_threshold)
             print(f'selected {len(record.selected)} of {record.num_candidates} unlabeled images with '
                   f'{record.acted_by}; next: export')
         elif args.command == 'export':

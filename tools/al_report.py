@@ -26,6 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--baseline', default='random', help='method drawn dotted and compared against')
     parser.add_argument('--reference', help='published table to overlay: ' + ', '.join(reference_tables()))
     parser.add_argument('--title', help='title of the plot and the markdown')
+    parser.add_argument('--x', choices=['images', 'boxes'], default='images',
+                        help='draw the curves over labeled images (default) or labeled boxes (detection runs)')
     return parser.parse_args(argv)
 
 
@@ -35,11 +37,11 @@ def main(argv=None) -> int:
         if args.names and len(args.names) != len(args.work_dirs):
             raise UserError(f'--names has {len(args.names)} names for {len(args.work_dirs)} work dirs; '
                             'give one name per work dir.')
-        runs = [read_run(d, n) for d, n in zip(args.work_dirs, args.names or [None] * len(args.work_dirs))]
+        runs = [read_run(d, n, args.x) for d, n in zip(args.work_dirs, args.names or [None] * len(args.work_dirs))]
         if not args.names:
             for run, name in zip(runs, short_names([r.name for r in runs])):
                 run.name = name
-        paths = write_report(runs, args.out, args.metric, args.baseline, args.reference, args.title)
+        paths = write_report(runs, args.out, args.metric, args.baseline, args.reference, args.title, args.x)
     except UserError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ from mmal import checkpoint as checkpoints
 from mmal.cli import load_config, run_tool
 from mmal.datasets import ImagePoolDataset
 from mmal.engine import AcquisitionService, method_from_flags
-from mmal.engine.acquisition import same_score_warning, selection_record
+from mmal.engine.acquisition import estimated_boxes, same_score_warning, selection_record
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
 from mmal.fileio import atomic_write_json, atomic_write_text
@@ -49,6 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--labeled', help='images that are labeled already (never picked; coverage selectors read '
                         'them): a COCO json or a list of image paths, one per line. A COCO pool\'s annotated '
                         'images count as labeled too')
+    parser.add_argument('--budget-unit', choices=['images', 'boxes'], default='images',
+                        help='count the budget in images (default) or in boxes, estimated by the model\'s boxes '
+                        'that score at least --box-threshold')
+    parser.add_argument('--box-threshold', type=float, default=0.3,
+                        help='score of a box counted by --budget-unit boxes')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='unpickle the checkpoint fully (it may run code: only for files you trust)')
@@ -82,9 +87,18 @@ def select(args: argparse.Namespace) -> Selection:
     labeled = labeled_in_pool(dataset, args.pool, args.labeled, args.img_dir)
     if labeled:
         print(f'{len(labeled)} pool images are labeled already: not candidates', file=sys.stderr)
-    result = service.run(model, dataset, labeled=labeled, budget=args.budget)
+    cost = None
+    if args.budget_unit == 'boxes':
+        taken = set(labeled)
+        cost = estimated_boxes(model, dataset, args.box_threshold, [i for i in range(len(dataset)) if i not in taken],
+                               args.batch_size)
+        print(f'budget of {args.budget} boxes, estimated by the model\'s boxes scoring >= {args.box_threshold} '
+              f'({sum(cost):.0f} boxes over the candidates)', file=sys.stderr)
+    result = service.run(model, dataset, labeled=labeled, budget=args.budget, cost=cost)
     record = selection_record(result, dataset, method, args.budget, pool=args.pool, pool_size=len(dataset),
-                              labeled=len(labeled))
+                              labeled=len(labeled), budget_unit=args.budget_unit)
+    if cost is not None:
+        record.context['estimated_boxes'] = sum(cost[i] for i in result.picks)
     for image in record.unreadable:
         print(f'skipped unreadable image {image.img_path}: {image.error}', file=sys.stderr)
     warning = same_score_warning(record)

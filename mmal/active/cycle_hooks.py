@@ -56,7 +56,7 @@ class CycleLogHook(CycleHook):
 
     def before_cycle(self, loop: 'ActiveLearningLoop', trial: int, cycle: int, labeled: List[int]) -> None:
         unlabeled = len(loop.pool) - len(labeled)
-        if cycle < loop.al.num_cycles - 1 and loop.al.budget_at(cycle) > unlabeled:
+        if cycle < loop.al.num_cycles - 1 and loop.al.budget_unit == 'images' and loop.al.budget_at(cycle) > unlabeled:
             loop.logger.info(f'[al] budget {loop.al.budget_at(cycle)} exceeds the {unlabeled} unlabeled images; taking '
                              'all of them.')
 

@@ -52,6 +52,18 @@ def check_checkpoint(path: str, fix: str) -> None:
                         f'{fix}.') from None
 
 
+def pool_boxes(pool: Any) -> Optional[List[int]]:
+    """The ground-truth boxes of every pool image (instances not marked ignored), or None for a pool
+    without boxes (classification)."""
+    counts = []
+    for i in range(len(pool)):
+        instances = pool.get_data_info(i).get('instances')
+        if instances is None:
+            return None
+        counts.append(sum(1 for inst in instances if not inst.get('ignore_flag', 0)))
+    return counts
+
+
 class ActiveLearningLoop:
     """Runs the experiment an mmdet-style config describes in its ``active_learning`` section.
 
@@ -94,6 +106,10 @@ class ActiveLearningLoop:
         """
         self.pool = build_dataset(self.pool_cfg)  # a pool that cannot be read stops the run before any write
         self.al.initial_count(len(self.pool))
+        self.boxes = pool_boxes(self.pool)
+        if self.al.budget_unit == 'boxes' and self.boxes is None:
+            raise UserError("active_learning.budget_unit='boxes' needs a pool with boxes (a detection dataset); this "
+                            "pool's images have none: count the budget in images.")
         self._service(0, 0).check_model(MODELS.build(copy.deepcopy(self.cfg.model)))
         self._on_main(self._claim_work_dir)
         try:
@@ -214,7 +230,8 @@ class ActiveLearningLoop:
             runner = runner or self._runner(trial, cycle, load_from=model_path)
             results = runner.test()
             metrics = CycleMetrics(trial=trial, cycle=cycle, num_labeled=len(labeled),
-                                   metrics={k: float(v) for k, v in results.items()})
+                                   metrics={k: float(v) for k, v in results.items()},
+                                   num_boxes=None if self.boxes is None else sum(self.boxes[i] for i in labeled))
             if self.is_main:
                 self.state.write(trial, cycle, 'metrics.json', metrics.to_json())
             self._call_hooks('after_train', trial, cycle, metrics)
@@ -279,10 +296,14 @@ class ActiveLearningLoop:
         runner.load_or_resume()  # no-op when the model was trained or tested in this runner
         service = self._service(trial, cycle)
         budget = self.al.budget_at(cycle)
-        result = service.run(scoring_model(runner), self.scoring_pool(), labeled, budget)
+        result = service.run(scoring_model(runner), self.scoring_pool(), labeled, budget,
+                             cost=self.boxes if self.al.budget_unit == 'boxes' else None)
         if self.is_main:
             selection: Selection = selection_record(result, self.pool, service.method, budget, trial=trial,
-                                                    cycle=cycle, num_labeled=len(labeled))
+                                                    cycle=cycle, num_labeled=len(labeled),
+                                                    budget_unit=self.al.budget_unit)
+            if self.boxes is not None:
+                selection.context['num_boxes'] = sum(self.boxes[i] for i in result.picks)
             self.state.write(trial, cycle, 'selected.json', selection.to_json())
             self._call_hooks('after_acquire', trial, cycle, selection)
         barrier()  # selected.json is on disk for every rank

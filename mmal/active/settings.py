@@ -54,6 +54,9 @@ class ALSettings:
             times (default 1; MixMatch's K). Needs an iteration-based training loop.
         cycle_hooks: More :class:`~mmal.active.cycle_hooks.CycleHook` configs (``CYCLE_HOOKS``),
             called around every cycle's steps besides the driver's own.
+        budget_unit: ``'images'`` (default) or ``'boxes'``: the budget counts the ground-truth boxes
+            of the images bought (annotators are paid per box); each cycle takes the selector's picks
+            until the next would exceed the budget (the first is always taken).
     """
 
     initial_labeled: Union[int, float]
@@ -71,6 +74,7 @@ class ALSettings:
     num_workers: int = 0
     semi_supervised: Optional[dict] = None
     cycle_hooks: List[dict] = field(default_factory=list)
+    budget_unit: str = 'images'
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -117,6 +121,8 @@ class ALSettings:
                                 'acquisitions; give one per acquisition (num_cycles - 1) or a single number.')
         else:
             _positive_int('budget', self.budget)
+        if self.budget_unit not in ('images', 'boxes'):
+            raise UserError(f"active_learning.budget_unit must be 'images' or 'boxes', got {self.budget_unit!r}.")
         if self.retrain not in RETRAIN:
             raise UserError(f'active_learning.retrain {self.retrain!r} is unknown; choose one of {RETRAIN}.')
         if self.metric is not None and not isinstance(self.metric, str):

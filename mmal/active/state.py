@@ -2,7 +2,7 @@
 
     <work_dir>/al_config.json                  the config the run was started with: fingerprint, file,
                                                scorer, metric, and the flattened config (for resume diffs)
-    <work_dir>/results.csv                     trial,cycle,num_labeled,metric,value (rebuilt atomically)
+    <work_dir>/results.csv                     trial,cycle,num_labeled,num_boxes,metric,value (rebuilt atomically)
     <work_dir>/trial_<t>/cycle_<k>/labeled.json   the labeled set cycle k trains on
     <work_dir>/trial_<t>/cycle_<k>/model.pth      the trained model (written when training completed)
     <work_dir>/trial_<t>/cycle_<k>/metrics.json   test metrics of that model
@@ -226,10 +226,11 @@ class RunState:
             record = CycleMetrics.from_json(read_json(path), path)
             for metric, value in sorted(record.metrics.items()):
                 rows.append(dict(trial=record.trial, cycle=record.cycle, num_labeled=record.num_labeled,
+                                 num_boxes='' if record.num_boxes is None else record.num_boxes,
                                  metric=metric, value=value))
         rows.sort(key=lambda r: (r['trial'], r['cycle'], r['metric']))
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=['trial', 'cycle', 'num_labeled', 'metric', 'value'],
+        writer = csv.DictWriter(buffer, fieldnames=['trial', 'cycle', 'num_labeled', 'num_boxes', 'metric', 'value'],
                                 lineterminator='\n')
         writer.writeheader()
         writer.writerows(rows)

@@ -28,7 +28,7 @@ from ..registry import ADAPTERS
 from .method import AcquisitionMethod
 
 
-def build_adapter(model: nn.Module, requires: FrozenSet[str], cfg: Optional[dict] = None) -> Any:
+def build_adapter(model: Optional[nn.Module], requires: FrozenSet[str], cfg: Optional[dict] = None) -> Any:
     """The adapter (``mmal.registry.ADAPTERS``) that feeds ``model``'s outputs to a scorer and selector.
 
     Args:
@@ -114,7 +114,7 @@ class AcquisitionService:
 
     # -- one round -------------------------------------------------------------------------------------
     def run(self, model: Optional[nn.Module], pool: Any, labeled: Sequence[int], budget: int,
-            unlabeled: Optional[Sequence[int]] = None) -> AcquisitionResult:
+            unlabeled: Optional[Sequence[int]] = None, cost: Optional[Sequence[float]] = None) -> AcquisitionResult:
         """Choose up to ``budget`` images of ``pool`` to label next.
 
         Every rank of a distributed run calls it with the same arguments.
@@ -125,6 +125,8 @@ class AcquisitionService:
             labeled: Pool indices already labeled.
             budget: How many to pick.
             unlabeled: The unlabeled pool indices to consider (default: all not in ``labeled``).
+            cost: The cost of labeling each pool image (e.g. its boxes); the budget is then in these
+                units (see :meth:`_choose`) instead of images.
 
         Returns:
             The same :class:`AcquisitionResult` on every rank.
@@ -141,16 +143,13 @@ class AcquisitionService:
             return AcquisitionResult(picks=[], scores=[] if self.selector.uses_scores else None)
         rows = candidates + (labeled if self.selector.needs_labeled else [])
         if self.requires:
-            if model is None:
-                raise UserError(f'{self.method.name} reads the model\'s outputs, but no model was given; train one '
-                                'first.')
             scores, inputs, unreadable = self._score(model, pool, rows)
         else:  # nothing to compute (random): no forward pass, one draw for the whole candidate list
             scores, inputs, unreadable = None, {}, {}
         result: Union[AcquisitionResult, UserError, None] = None
         if get_rank() == 0:
             try:
-                result = self._select(pool, candidates, rows, scores, inputs, unreadable, budget)
+                result = self._select(pool, candidates, rows, scores, inputs, unreadable, budget, cost)
             except UserError as err:  # every rank raises it, none waits for a result that never comes
                 result = err
         if get_world_size() > 1:
@@ -162,8 +161,8 @@ class AcquisitionService:
         assert isinstance(result, AcquisitionResult)  # rank 0 always decides one or the other
         return result
 
-    def _score(self, model: nn.Module, pool: Any, rows: List[int]) -> Tuple[Optional[Tensor], Dict[str, Tensor],
-                                                                           Dict[int, str]]:
+    def _score(self, model: Optional[nn.Module], pool: Any,
+               rows: List[int]) -> Tuple[Optional[Tensor], Dict[str, Tensor], Dict[int, str]]:
         """Scores and selector inputs of ``rows`` (this rank's share, gathered on every rank)."""
         rank, world = get_rank(), get_world_size()
         mine = rows[rank::world]
@@ -209,8 +208,40 @@ class AcquisitionService:
                 inputs[key][at] = value
         return scores, inputs, unreadable
 
-    def _select(self, pool, candidates: List[int], rows: List[int], scores: Optional[Tensor],
-                inputs: Dict[str, Tensor], unreadable: Dict[int, str], budget: int) -> AcquisitionResult:
+    def _choose(self, rows: List[int], labeled: Tensor, scores: Optional[Tensor], inputs: Dict[str, Tensor],
+                budget: int, cost: Optional[Sequence[float]]) -> List[int]:
+        """The selector's picks (pool indices) among ``rows``: ``budget`` images, or, with ``cost``, as many
+        as fit a budget in those units.
+
+        A cost budget (boxes) takes the selector's picks in its order until the next one would exceed
+        the budget; the first pick is always taken, so a cycle never buys nothing. Greedy selectors
+        pick the same first images whatever the count (the selector is reset to its seed before each
+        try), so asking for more when the budget is not spent yet only extends the order.
+        """
+        available = int((~labeled).sum())
+
+        def ordered(count: int) -> List[int]:
+            return [rows[int(o)] for o in self.selector.select(count, scores, inputs, labeled)]
+
+        if cost is None:
+            return ordered(min(budget, available))
+        count = min(max(1, int(budget)), available)
+        while True:
+            self.selector.reset()
+            taken: List[int] = []
+            spent = 0.0
+            for index in ordered(count):
+                if taken and spent + cost[index] > budget:
+                    return taken  # the next pick would exceed the budget
+                taken.append(index)
+                spent += cost[index]
+            if count == available:
+                return taken
+            count = min(2 * count, available)
+
+    def _select(self, pool: Any, candidates: List[int], rows: List[int], scores: Optional[Tensor],
+                inputs: Dict[str, Tensor], unreadable: Dict[int, str], budget: int,
+                cost: Optional[Sequence[float]] = None) -> AcquisitionResult:
         """Rank 0: drop unreadable rows, select, and (without a forward pass) check the picks can be read."""
         if self.scorer is not None and not self.scorer.requires:
             scores = self.scorer({'num_images': len(candidates)}).float()
@@ -223,11 +254,8 @@ class AcquisitionService:
                                 'the pool\'s image files and paths.')
             keep = torch.tensor([i not in unreadable for i in rows], dtype=torch.bool)
             kept = keep.nonzero().squeeze(1)
-            mask = labeled_rows[kept]
-            count = min(budget, int((~mask).sum()))
-            order = self.selector.select(count, None if scores is None else scores[kept],
-                                         {k: v[kept] for k, v in inputs.items()}, mask)
-            picks = [rows[int(kept[o])] for o in order]
+            picks = self._choose([rows[int(k)] for k in kept], labeled_rows[kept], None if scores is None else
+                                 scores[kept], {k: v[kept] for k, v in inputs.items()}, budget, cost)
             if self.requires:
                 break
             newly = {i: err for i, err in ((i, read_error(pool, i)) for i in picks) if err is not None}
@@ -276,3 +304,45 @@ def selection_record(result: AcquisitionResult, dataset: Any, method: Acquisitio
                      selected=[Pick(**info(i), score=score) for i, score in zip(result.picks, scores)],
                      unreadable=[UnreadableImage(**info(i), error=err) for i, err in result.unreadable.items()],
                      context=context)
+
+
+#: Boxes of one image: ``(xyxy boxes, scores, labels)``.
+Detections = Tuple[List[List[float]], List[float], List[int]]
+
+
+def predict_boxes(model: Any, dataset: Any, threshold: float, batch_size: int = 8,
+                  indices: Optional[Sequence[int]] = None) -> Dict[int, Detections]:
+    """A detector's own boxes (``predict``, in original image pixels) above ``threshold``.
+
+    Args:
+        model: The detector (eval mode).
+        dataset: Images with the test pipeline (annotations not loaded).
+        threshold: Least score of a box kept.
+        batch_size: Images per batch.
+        indices: Which images of ``dataset`` (default: all); unreadable ones are left out.
+
+    Returns:
+        ``{dataset index: (xyxy boxes, scores, labels)}``.
+    """
+    chosen = list(range(len(dataset))) if indices is None else list(indices)
+    out: Dict[int, Detections] = {}
+    with torch.no_grad():
+        for batch in pool_loader(IndexSubset(dataset, indices=chosen), batch_size):
+            if batch['data'] is None:
+                continue
+            for position, sample in zip(batch['indices'], model.test_step(batch['data'])):
+                keep = sample.pred_instances[sample.pred_instances.scores >= threshold]
+                out[chosen[position]] = (keep.bboxes.tolist(), keep.scores.tolist(), keep.labels.tolist())
+    return out
+
+
+def estimated_boxes(model: Any, dataset: Any, threshold: float, indices: Sequence[int],
+                    batch_size: int = 8) -> List[float]:
+    """The labeling cost of each image of ``dataset`` in boxes, estimated by the detector's boxes that
+    score at least ``threshold`` (for a budget in boxes where no ground truth is known); 0 for images
+    outside ``indices``."""
+    found = predict_boxes(model, dataset, threshold, batch_size, indices)
+    cost = [0.0] * len(dataset)
+    for index, (boxes, _, _) in found.items():
+        cost[index] = float(len(boxes))
+    return cost

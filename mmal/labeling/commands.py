@@ -7,7 +7,6 @@ import os.path as osp
 import shutil
 from typing import Any, Dict, List, Optional
 
-import torch
 from mmdet.models.detectors import BaseDetector
 from mmdet.registry import MODELS
 from mmengine.config import Config
@@ -19,8 +18,13 @@ from .. import dist, interrupt
 from ..checkpoint import load_weights
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
-from ..datasets.unreadable import pool_loader
-from ..engine.acquisition import AcquisitionService, same_score_warning, selection_record
+from ..engine.acquisition import (
+    AcquisitionService,
+    estimated_boxes,
+    predict_boxes,
+    same_score_warning,
+    selection_record,
+)
 from ..engine.hooks import scoring_pipeline
 from ..engine.method import method_from_flags
 from ..errors import UserError
@@ -124,7 +128,8 @@ def _pool_dataset(project: LabelingProject, pipeline: List[Dict[str, Any]]) -> I
 
 
 def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, selection: Optional[str] = None,
-           batch_size: int = 8, progress: bool = True) -> Selection:
+           batch_size: int = 8, progress: bool = True, budget_unit: str = 'images',
+           box_threshold: float = 0.3) -> Selection:
     """Pick the next batch from the unlabeled pool with the cycle's model; writes ``cycle_<k>/selected.json``.
 
     Raises:
@@ -155,9 +160,17 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
         raise UserError('every pool image is labeled: nothing is left to select.')
     labeled = sorted(set(range(len(project.pool))) - set(unlabeled))
     dataset = _pool_dataset(project, scoring_pipeline(leaf_dataset(cfg.test_dataloader.dataset.to_dict())['pipeline']))
-    result = service.run(model, dataset, labeled, budget, unlabeled=unlabeled)
+    cost = None
+    if budget_unit == 'boxes':
+        if model is None:
+            raise UserError('a budget in boxes is estimated with the model\'s boxes, and cycle '
+                            f'{project.state.cycle} has no model yet; count the first batch in images.')
+        cost = estimated_boxes(model, dataset, box_threshold, unlabeled, batch_size)
+    result = service.run(model, dataset, labeled, budget, unlabeled=unlabeled, cost=cost)
     record = selection_record(result, dataset, method, budget, cycle=project.state.cycle,
-                              num_labeled=len(labeled))
+                              num_labeled=len(labeled), budget_unit=budget_unit)
+    if cost is not None:
+        record.context['estimated_boxes'] = sum(cost[i] for i in result.picks)
     warning = same_score_warning(record)
     if warning:
         print(warning)
@@ -174,23 +187,13 @@ def predictions(project: LabelingProject, cfg: Config, ids: List[int], threshold
     if not osp.isfile(checkpoint) or not ids:
         return {}
     model = build_model(cfg, checkpoint)
-    wanted = set(ids)
     pipeline = scoring_pipeline(leaf_dataset(cfg.test_dataloader.dataset.to_dict())['pipeline'])
-    dataset = ImagePoolDataset(pool=[dict(img_id=im['id'], img_path=project.image_file(im)) for im in project.pool
-                                     if im['id'] in wanted], pipeline=pipeline)
-    out: Dict[int, List[Box]] = {}
+    dataset = _pool_dataset(project, pipeline)
+    position = {im['id']: n for n, im in enumerate(project.pool)}
+    found = predict_boxes(model, dataset, threshold, batch_size, [position[i] for i in ids])
     classes = project.state.classes
-    with torch.no_grad():
-        for batch in pool_loader(dataset, batch_size):
-            if batch['data'] is None:
-                continue
-            for sample in model.test_step(batch['data']):
-                keep = sample.pred_instances[sample.pred_instances.scores >= threshold]
-                out[int(sample.metainfo['img_id'])] = [
-                    Box(label=classes[int(label)], x1=float(b[0]), y1=float(b[1]), x2=float(b[2]), y2=float(b[3]),
-                        score=float(s)) for b, s, label in zip(keep.bboxes.tolist(), keep.scores.tolist(),
-                                                               keep.labels.tolist())]
-    return out
+    return {project.pool[n]['id']: [Box(label=classes[label], x1=b[0], y1=b[1], x2=b[2], y2=b[3], score=s)
+                                    for b, s, label in zip(*found[n])] for n in found}
 
 
 def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', pre_threshold: float = 0.3,

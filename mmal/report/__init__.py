@@ -29,7 +29,7 @@ __all__ = ['Point', 'Run', 'choose_metric', 'comparison', 'find_reference', 'mar
 
 
 def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None, baseline: str = 'random',
-                 reference: Optional[str] = None, title: Optional[str] = None) -> Dict[str, str]:
+                 reference: Optional[str] = None, title: Optional[str] = None, x: str = 'images') -> Dict[str, str]:
     """Write ``summary.md``, ``summary.csv`` and ``curves.png`` for the runs into ``out_dir``.
 
     Args:
@@ -39,6 +39,7 @@ def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None
         baseline: The method drawn dotted and compared against.
         reference: A published table to overlay (see :func:`find_reference`).
         title: Plot and markdown title.
+        x: ``'images'``, or ``'boxes'`` for runs read with ``read_run(..., x='boxes')``: names the axis.
 
     Returns:
         ``{'markdown': path, 'csv': path, 'plot': path, 'metric': name}``.
@@ -47,7 +48,8 @@ def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None
     points = summarise(runs, metric)
     ref_points = read_reference(find_reference(reference)) if reference else []
     title = title or ', '.join(dict.fromkeys(r.name for r in runs))
-    text = [f'# {title}', '', markdown_table(points, metric, baseline), '', comparison(points, baseline)]
+    unit = 'labeled boxes' if x == 'boxes' else 'labeled'
+    text = [f'# {title}', '', markdown_table(points, metric, baseline, unit), '', comparison(points, baseline, unit)]
     selectors = selection_table(runs)
     if selectors:
         text += ['', selectors]
@@ -57,7 +59,8 @@ def write_report(runs: Sequence[Run], out_dir: str, metric: Optional[str] = None
                  plot=osp.join(out_dir, 'curves.png'))
     atomic_write_text(paths['markdown'], '\n'.join(text) + '\n')
     atomic_write_text(paths['csv'], summary_csv(points, baseline))
-    fig = plot_curves(points, metric, baseline, ref_points, title)
+    fig = plot_curves(points, metric, baseline, ref_points, title,
+                      xlabel='labeled boxes' if x == 'boxes' else 'labeled samples')
     png = io.BytesIO()
     try:
         fig.savefig(png, format='png', dpi=120)

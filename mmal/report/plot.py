@@ -13,7 +13,8 @@ PAPER = ' (paper)'
 
 
 def plot_curves(points: Sequence[Point], metric: str, baseline: Optional[str] = None,
-                reference: Sequence[Point] = (), title: Optional[str] = None) -> Figure:
+                reference: Sequence[Point] = (), title: Optional[str] = None,
+                xlabel: str = 'labeled samples') -> Figure:
     """Draw the learning curves.
 
     Args:
@@ -47,7 +48,7 @@ def plot_curves(points: Sequence[Point], metric: str, baseline: Optional[str] = 
         c = sorted(curve(reference, method).values(), key=lambda p: p.labeled)
         ax.plot([p.labeled for p in c], [p.mean for p in c], linestyle='--', linewidth=1.0, alpha=0.8,
                 color=colours.get(method), label=method + PAPER)
-    ax.set_xlabel('labeled samples')
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f'{metric} (%)' if scale == 100 or reference else metric)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -58,11 +58,17 @@ class Run:
     acquisitions: List[dict] = field(default_factory=list)
 
 
-def read_run(work_dir: str, name: Optional[str] = None) -> Run:
+def read_run(work_dir: str, name: Optional[str] = None, x: str = 'images') -> Run:
     """Read ``work_dir/results.csv``; the name defaults to the run's config file name.
 
+    Args:
+        work_dir: The run's folder.
+        name: The method's name.
+        x: What the curves run over: ``'images'`` (labeled images) or ``'boxes'`` (labeled boxes,
+            detection runs): the rows' ``num_labeled`` is then the box count.
+
     Raises:
-        UserError: When the work dir has no ``results.csv``.
+        UserError: When the work dir has no ``results.csv``, or no box counts for ``x='boxes'``.
     """
     path = osp.join(work_dir, 'results.csv')
     if not osp.isfile(path):
@@ -70,7 +76,14 @@ def read_run(work_dir: str, name: Optional[str] = None) -> Run:
                         '(it writes results.csv after its first evaluated cycle).')
     with open(path, newline='') as f:
         rows = [dict(trial=int(r['trial']), cycle=int(r['cycle']), num_labeled=int(r['num_labeled']),
-                     metric=r['metric'], value=float(r['value'])) for r in csv.DictReader(f)]
+                     num_boxes=int(r['num_boxes']) if r.get('num_boxes') else None, metric=r['metric'],
+                     value=float(r['value'])) for r in csv.DictReader(f)]
+    if x == 'boxes':
+        if any(r['num_boxes'] is None for r in rows):
+            raise UserError(f'{path} has no box counts (a classification run, or one written by an older mmal); '
+                            'report it over labeled images.')
+        for r in rows:
+            r['num_labeled'] = r['num_boxes']
     recorded = {}
     if osp.isfile(osp.join(work_dir, 'al_config.json')):
         with open(osp.join(work_dir, 'al_config.json')) as f:
@@ -275,27 +288,28 @@ def cell(p: Optional[Point], scale: float = 1.0, trials: Optional[int] = None) -
     return text + (f' ({", ".join(notes)})' if notes else '')
 
 
-def markdown_table(points: Sequence[Point], metric: str, baseline: Optional[str] = None) -> str:
+def markdown_table(points: Sequence[Point], metric: str, baseline: Optional[str] = None,
+                   unit: str = 'labeled') -> str:
     """Rows = labeled counts, columns = methods, cells ``mean ± std`` (the study's Tables 2-13)."""
     scale = percent_scale(points)
     methods = methods_of(points, baseline)
     trials = {m: max(p.n + p.nan for p in points if p.method == m) for m in methods}
-    unit = ' (×100)' if scale == 100 else ''
-    lines = ['| # labeled | ' + ' | '.join(methods) + ' |', '|---:|' + '---:|' * len(methods)]
+    shown = ' (×100)' if scale == 100 else ''
+    lines = [f'| # {unit} | ' + ' | '.join(methods) + ' |', '|---:|' + '---:|' * len(methods)]
     for labeled in sorted({p.labeled for p in points}):
         cells = [cell(curve(points, m).get(labeled), scale, trials[m]) for m in methods]
         lines.append(f'| {labeled} | ' + ' | '.join(cells) + ' |')
-    return f'{metric}{unit}, mean ± std over trials\n\n' + '\n'.join(lines)
+    return f'{metric}{shown}, mean ± std over trials\n\n' + '\n'.join(lines)
 
 
-def comparison(points: Sequence[Point], baseline: str) -> str:
+def comparison(points: Sequence[Point], baseline: str, unit: str = 'labeled') -> str:
     """Per method: normalised budget-curve area and the difference to ``baseline`` in percentage
     points at every labeled count both have."""
     scale = percent_scale(points)
     methods = methods_of(points, baseline)
     counts = shared_counts(points, methods)
-    span = f'{counts[0]}–{counts[-1]} labeled' if len(counts) >= 2 else 'no shared range'
-    lines = [f'Normalised area under the budget curve over the labeled counts every method has ({span}), '
+    span = f'{counts[0]}–{counts[-1]} {unit}' if len(counts) >= 2 else 'no shared range'
+    lines = [f'Normalised area under the budget curve over the {unit} counts every method has ({span}), '
              'in percent:', '']
     lines += ['| method | area | vs ' + baseline + ' (pp) |', '|---|---:|---:|']
     base_area = budget_area(points, baseline, counts) if baseline in methods else float('nan')
@@ -307,7 +321,7 @@ def comparison(points: Sequence[Point], baseline: str) -> str:
     base = curve(points, baseline)
     others = [m for m in methods if m != baseline]
     lines += ['', f'Difference to {baseline} at every cycle, in percentage points:', '',
-              '| # labeled | ' + ' | '.join(others) + ' |', '|---:|' + '---:|' * len(others)]
+              f'| # {unit} | ' + ' | '.join(others) + ' |', '|---:|' + '---:|' * len(others)]
     for labeled in sorted({p.labeled for p in points}):
         row = []
         for m in others:

@@ -107,6 +107,11 @@ class Selector:
         order = random_subset(len(unlabeled), self.subset_size, self.generator).tolist()
         return [unlabeled[i] for i in order]
 
+    def reset(self) -> None:
+        """Back to the state it was built in (its generator re-seeded): the next :meth:`select` repeats
+        the picks of the first."""
+        self.generator = torch.Generator().manual_seed(0 if self.seed is None else self.seed)
+
     def scores_of(self, scores: Optional[Tensor]) -> Tensor:
         """``scores``, which a score-ranking selector must be given."""
         if scores is None:

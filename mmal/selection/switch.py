@@ -142,5 +142,10 @@ class RegimeSwitch(Selector):
         self._acted = type(chosen).__name__
         return chosen.select(budget, scores, inputs, labeled)
 
+    def reset(self) -> None:
+        super().reset()
+        self.low.reset()
+        self.high.reset()
+
     def acted_by(self) -> str:
         return self._acted or type(self).__name__
