@@ -29,7 +29,7 @@ def test_full_run_layout_and_reproducibility(toy_voc_root, tmp_path):
     assert not (first / 'trial_0' / 'cycle_2' / 'selected.json').exists()  # no acquisition after the last
     rows = (first / 'results.csv').read_text().splitlines()
     assert rows[0] == 'trial,cycle,num_labeled,num_boxes,metric,value'
-    assert [r.split(',')[:4] for r in rows[1:] if 'mAP' in r] == [
+    assert [r.split(',')[:3] + r.split(',')[4:5] for r in rows[1:] if 'mAP' in r] == [
         ['0', str(k), str(n), 'pascal_voc/mAP'] for k, n in enumerate([8, 14, 20])]
     # The results table after every cycle, the run's report, its metric curve for the visualizer.
     assert proc.stdout.count('[al] results so far, pascal_voc/mAP') == 3 and '| 20 | ' in proc.stdout
