@@ -211,3 +211,64 @@ def test_init_refuses_what_it_cannot_use(tmp_path, toy_voc_root):
         proc = tool('init', tmp_path / 'p', *args, check=False)
         assert proc.returncode == 2 and message in proc.stderr and 'Traceback' not in proc.stderr, proc.stderr
         assert not os.path.exists(tmp_path / 'p')
+
+
+def test_a_simulated_project_reproduces_the_drivers_picks_and_models(toy_voc_root, tmp_path):
+    """The same config and seed, once through the driver (labels from the pool's ground truth) and
+    once through a project whose annotator answers with that ground truth: the same picks, and
+    bit-identical models (hence the same metrics)."""
+    import torch
+    from conftest import al_train
+
+    voc = osp.join(toy_voc_root, 'ToyVOC')
+    ids = [line.strip() for line in open(osp.join(voc, 'ImageSets', 'Main', 'trainval.txt'))]
+    truth = voc_to_coco(voc, ids, TOY_CLASSES)
+    for image in truth['images']:  # absolute paths: the same strings in the driver's pool and the project's
+        image['file_name'] = osp.join(voc, 'JPEGImages', image['file_name'])
+    (tmp_path / 'truth.json').write_text(json.dumps(truth))
+    config = tmp_path / 'coco_pool.py'
+    config.write_text(f"""_base_ = {osp.join(REPO, 'configs', 'demo', 'ssd_toyvoc_al.py')!r}
+data_root = {toy_voc_root!r}
+train_dataloader = dict(batch_size=4, dataset=dict(
+    _delete_=True, type='CocoDataset', data_root='', ann_file={str(tmp_path / 'truth.json')!r},
+    data_prefix=dict(img=''), metainfo=dict(classes={TOY_CLASSES!r}), filter_cfg=dict(filter_empty_gt=False, min_size=0),
+    pipeline={{{{_base_.toy_train_pipeline}}}}))
+test_dataloader = dict(dataset=dict(data_root=data_root))
+max_iters = 3
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=max_iters))
+log_level = 'WARNING'
+active_learning = dict(initial_labeled=8, budget=6, num_cycles=2, num_trials=1, seed=0, batch_size=8,
+                       scorer=dict(type='Entropy'), adapter=dict(box_mode='anchors'))
+""")
+    work = tmp_path / 'driver'
+    al_train(config, work)
+    first = json.loads((work / 'trial_0' / 'cycle_0' / 'labeled.json').read_text())['indices']
+    driver_picks = [p['index'] for p in json.loads((work / 'trial_0' / 'cycle_0' / 'selected.json').read_text())
+                    ['selected']]
+
+    seed = dict(categories=truth['categories'], images=[truth['images'][i] for i in first],
+                annotations=[a for a in truth['annotations'] if a['image_id'] - 1 in set(first)])
+    (tmp_path / 'seed.json').write_text(json.dumps(seed))
+    project = tmp_path / 'project'
+    tool('init', project, '--images', tmp_path / 'truth.json', '--config', config, '--seed-labels',
+         tmp_path / 'seed.json')
+    tool('train', project, '--no-progress')
+    tool('select', project, '--budget', 6, '--no-progress')
+    tool('export', project)
+    sent = json.loads((project / 'cycle_0' / 'export' / 'coco_images.json').read_text())
+    assert [im['id'] - 1 for im in sent['images']] == driver_picks  # pool id = pool index + 1
+    wanted = {im['id'] for im in sent['images']}
+    answer = dict(categories=truth['categories'], images=[im for im in truth['images'] if im['id'] in wanted],
+                  annotations=[a for a in truth['annotations'] if a['image_id'] in wanted])
+    (tmp_path / 'answer.json').write_text(json.dumps(answer))
+    tool('import', project, tmp_path / 'answer.json')
+    tool('train', project, '--no-progress')
+    for cycle in (0, 1):
+        ours = torch.load(project / f'cycle_{cycle}' / 'model.pth', weights_only=False)['state_dict']
+        theirs = torch.load(work / 'trial_0' / f'cycle_{cycle}' / 'model.pth', weights_only=False)['state_dict']
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), cycle

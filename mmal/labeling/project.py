@@ -200,7 +200,8 @@ class LabelingProject:
 
     def merge(self, labeled_images: List[Labeled]) -> Dict[str, Any]:
         """The labeled set with ``labeled_images`` added (recorded with this cycle), built from the
-        version the cycle started from, so that redoing an interrupted import adds nothing twice."""
+        version the cycle started from, so that redoing an interrupted import adds nothing twice; its
+        images in pool order."""
         base = _read_json(self.cycle_path('labeled.json'), 'the project is damaged.')
         merged = copy.deepcopy(base)
         by_id = {im['id']: im for im in self.pool}
@@ -215,6 +216,7 @@ class LabelingProject:
                 merged['annotations'].append(dict(id=next_ann, image_id=image.id, category_id=category[box.label],
                                                   bbox=[box.x1, box.y1, w, h], area=w * h, iscrowd=0))
                 next_ann += 1
+        merged['images'].sort(key=lambda im: im['id'])  # pool order: trainings see the images in one order
         return merged
 
     def record_import(self, labeled_images: List[Labeled], skipped: List[int]) -> Dict[str, int]:
