@@ -231,8 +231,8 @@ def test_a_simulated_project_reproduces_the_drivers_picks_and_models(toy_voc_roo
 data_root = {toy_voc_root!r}
 train_dataloader = dict(batch_size=4, dataset=dict(
     _delete_=True, type='CocoDataset', data_root='', ann_file={str(tmp_path / 'truth.json')!r},
-    data_prefix=dict(img=''), metainfo=dict(classes={TOY_CLASSES!r}), filter_cfg=dict(filter_empty_gt=False, min_size=0),
-    pipeline={{{{_base_.toy_train_pipeline}}}}))
+    data_prefix=dict(img=''), metainfo=dict(classes={TOY_CLASSES!r}),
+    filter_cfg=dict(filter_empty_gt=False, min_size=0), pipeline={{{{_base_.toy_train_pipeline}}}}))
 test_dataloader = dict(dataset=dict(data_root=data_root))
 max_iters = 3
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
