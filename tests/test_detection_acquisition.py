@@ -173,3 +173,23 @@ def test_sparse_mc_path_matches_dense_dropout(ssd, monkeypatch):
     # Same distribution per box: the Monte-Carlo means and spreads agree.
     assert (sparse.mean(0) - full.mean(0)).abs().max() < 0.02
     assert (sparse.std(0) - full.std(0)).abs().max() < 0.02
+
+
+def test_hook_names_missing_pool_images_before_training(ssd, tmp_path):
+    from types import SimpleNamespace
+
+    from mmal.engine import ActiveLearningHook
+    from mmal.errors import UserError
+    (tmp_path / 'pool.json').write_text(json.dumps(dict(images=[dict(id=1, file_name='a.jpg'),
+                                                                dict(id=2, file_name='b.jpg')])))
+    (tmp_path / 'imgs').mkdir()
+    (tmp_path / 'imgs' / 'a.jpg').write_bytes(b'x')
+    hook = ActiveLearningHook(pool=str(tmp_path / 'pool.json'), budget=1, scorer=dict(type='Entropy'))
+    with pytest.raises(UserError, match=r"2 of 2 pool images do not exist, e.g. .*/a.jpg \(a COCO pool's file "
+                                        r"names are relative to the json's folder unless the hook's img_dir says "
+                                        r"otherwise\)"):
+        hook.before_run(SimpleNamespace(model=ssd))
+    hook = ActiveLearningHook(pool=str(tmp_path / 'pool.json'), budget=1, scorer=dict(type='Entropy'),
+                              img_dir=str(tmp_path / 'imgs'))
+    with pytest.raises(UserError, match=r'1 of 2 pool images do not exist, e.g. .*/imgs/b.jpg'):
+        hook.before_run(SimpleNamespace(model=ssd))

@@ -66,6 +66,8 @@ class ActiveLearningHook(Hook):
         pool: The unlabeled images: a VOC ImageSets list, a COCO json, a folder (see
             :class:`~mmal.datasets.ImagePoolDataset`), or a full dataset config.
         budget: How many images to select.
+        img_dir: The folder a COCO pool's ``file_name`` entries are relative to (default: the json's
+            folder; mmdet configs usually keep it in ``data_prefix=dict(img=...)``).
         scorer: Scorer config (``mmal.registry.SCORERS``); None: the default of
             :func:`~mmal.engine.method.build_method` (``Random`` when the selection ranks scores,
             none when it does not: BADGE, TypiClust, ...).
@@ -91,10 +93,11 @@ class ActiveLearningHook(Hook):
                  batch_size: int = 8,
                  num_workers: int = 0,
                  progress: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0,
+                 img_dir: Optional[str] = None) -> None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise UserError(f'ActiveLearningHook: budget must be a positive number of images, got {budget!r}.')
-        self.pool, self.budget, self.out_file = pool, budget, out_file
+        self.pool, self.budget, self.out_file, self.img_dir = pool, budget, out_file, img_dir
         self.method = build_method(scorer, selection, seed=seed, where='ActiveLearningHook: ')
         self.service = AcquisitionService(self.method, adapter, batch_size=batch_size, num_workers=num_workers,
                                           progress=progress)
@@ -102,12 +105,19 @@ class ActiveLearningHook(Hook):
     def _listed_pool(self, pipeline) -> ImagePoolDataset:
         if isinstance(self.pool, dict):
             return ImagePoolDataset(**{**self.pool, 'pipeline': self.pool.get('pipeline', pipeline)})
-        return ImagePoolDataset(pool=self.pool, pipeline=pipeline)
+        return ImagePoolDataset(pool=self.pool, pipeline=pipeline, img_dir=self.img_dir)
 
     def before_run(self, runner) -> None:
-        """Fail before training when the model cannot be scored this way or the pool is unusable."""
+        """Fail before training when the model cannot be scored this way or the pool is unusable
+        (its image files missing included)."""
         self.service.check_model(runner.model.module if is_model_wrapper(runner.model) else runner.model)
-        self._listed_pool([])
+        listed = self._listed_pool([])
+        missing = [d['img_path'] for d in listed.data_list if not osp.isfile(d['img_path'])]
+        if missing:
+            hint = (' (a COCO pool\'s file names are relative to the json\'s folder unless the hook\'s img_dir '
+                    'says otherwise)' if isinstance(self.pool, str) and self.pool.endswith('.json') else '')
+            raise UserError(f'ActiveLearningHook: {len(missing)} of {len(listed)} pool images do not exist, e.g. '
+                            f'{missing[0]}{hint}; fix the pool or its image folder.')
 
     def _scoring_set(self, runner) -> Tuple[ImagePoolDataset, List[int], List[int], int]:
         """The pool (plus, for coverage selectors, the training images not in it), its candidates and
