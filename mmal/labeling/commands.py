@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os.path as osp
 import shutil
 from typing import Any, Dict, List, Optional
@@ -89,8 +88,8 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
                         'label it, import it, then train.')
     cfg = project_config(project)
     snapshot = project.cycle_path('labeled.json')
-    if get_rank() == 0 and not osp.isfile(snapshot):
-        atomic_write_json(snapshot, labeled)
+    if get_rank() == 0:
+        project.snapshot_labeled()
     barrier()
     pipeline = leaf_dataset(cfg.train_dataloader.dataset.to_dict())['pipeline']
     cfg.train_dataloader.dataset = dict(
@@ -147,9 +146,7 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     elif method.requires:
         raise UserError(f'{method.name} needs a model and cycle {project.state.cycle} has none; run '
                         f'`al_project.py train {project.root}` first, or pick the first batch with --scorer Random.')
-    snapshot = project.cycle_path('labeled.json')
-    if not osp.isfile(snapshot):
-        atomic_write_json(snapshot, project.labeled())
+    project.snapshot_labeled()
     service = AcquisitionService(method, (cfg.get('active_learning') or {}).get('adapter'), batch_size=batch_size,
                                  progress=progress)
     if model is not None:
@@ -207,9 +204,7 @@ def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', 
     if not 0 <= pre_threshold <= 1:
         raise UserError(f'--pre-threshold must lie in [0, 1], got {pre_threshold}.')
     cfg = project_config(project)
-    path = project.cycle_path('selected.json')
-    with open(path) as f:
-        selection = Selection.from_json(json.load(f), path)
+    selection = project.selection()
     ids = [int(p.img_id) for p in selection.selected]
     boxes = predictions(project, cfg, ids, pre_threshold, batch_size)
     files = project.write_export(project.batch(selection, boxes), url_prefix)

@@ -191,32 +191,29 @@ class LabelingProject:
     def read_returned(self, path: str, skipped_to_pool: bool) -> tuple:
         """The labels in a file that came back (Label Studio JSON or COCO), checked against the batch out."""
         obj = _read_json(path, 'pass the file the labeling tool exported.')
-        selection = Selection.from_json(_read_json(self.cycle_path('selected.json'), 'the project is damaged.'),
-                                        self.cycle_path('selected.json'))
         out = set(self.state.out)
-        batch = [b for b in self.batch(selection) if b.id in out]
+        batch = [b for b in self.batch(self.selection()) if b.id in out]
         reader = read_labelstudio if isinstance(obj, list) else read_coco
         return reader(obj, path, batch, self.state.classes, skipped_to_pool)
 
+    def selection(self) -> Selection:
+        """The batch the current cycle selected (``cycle_<k>/selected.json``)."""
+        path = self.cycle_path('selected.json')
+        return Selection.from_json(_read_json(path, 'the project is damaged.'), path)
+
+    def snapshot_labeled(self) -> str:
+        """Keep the labeled set the current cycle starts from (``cycle_<k>/labeled.json``, written
+        once); returns its path."""
+        path = self.cycle_path('labeled.json')
+        if not osp.isfile(path):
+            atomic_write_json(path, self.labeled())
+        return path
+
     def merge(self, labeled_images: List[Labeled]) -> Dict[str, Any]:
         """The labeled set with ``labeled_images`` added (recorded with this cycle), built from the
-        version the cycle started from, so that redoing an interrupted import adds nothing twice; its
-        images in pool order."""
-        base = _read_json(self.cycle_path('labeled.json'), 'the project is damaged.')
-        merged = copy.deepcopy(base)
-        by_id = {im['id']: im for im in self.pool}
-        category = {c['name']: c['id'] for c in merged['categories']}
-        next_ann = max((a['id'] for a in merged['annotations']), default=0) + 1
-        for image in labeled_images:
-            pool_image = by_id[image.id]
-            merged['images'].append(dict(id=image.id, file_name=pool_image['file_name'], width=pool_image['width'],
-                                         height=pool_image['height'], mmal_cycle=self.state.cycle))
-            for box in image.boxes:
-                w, h = box.x2 - box.x1, box.y2 - box.y1
-                merged['annotations'].append(dict(id=next_ann, image_id=image.id, category_id=category[box.label],
-                                                  bbox=[box.x1, box.y1, w, h], area=w * h, iscrowd=0))
-                next_ann += 1
-        merged['images'].sort(key=lambda im: im['id'])  # pool order: trainings see the images in one order
+        version the cycle started from, so that redoing an interrupted import adds nothing twice."""
+        merged = copy.deepcopy(_read_json(self.cycle_path('labeled.json'), 'the project is damaged.'))
+        add_labels(merged, labeled_images, self.pool, self.state.cycle)
         return merged
 
     def record_import(self, labeled_images: List[Labeled], skipped: List[int]) -> Dict[str, int]:
@@ -287,6 +284,25 @@ def create_project(root: str, images: str, config: str, classes: Optional[Sequen
     return LabelingProject(root)
 
 
+def add_labels(labeled: Dict[str, Any], images: List[Labeled], pool: List[Dict[str, Any]], cycle: int) -> None:
+    """Add labeled images (recorded with ``cycle``; -1 for seed labels) and their boxes to a labeled
+    set (COCO, categories by name), keeping its images in pool order so that every training sees its
+    images in one order."""
+    by_id = {im['id']: im for im in pool}
+    category = {c['name']: c['id'] for c in labeled['categories']}
+    next_ann = max((a['id'] for a in labeled['annotations']), default=0) + 1
+    for image in images:
+        pool_image = by_id[image.id]
+        labeled['images'].append(dict(id=image.id, file_name=pool_image['file_name'], width=pool_image['width'],
+                                      height=pool_image['height'], mmal_cycle=cycle))
+        for box in image.boxes:
+            w, h = box.x2 - box.x1, box.y2 - box.y1
+            labeled['annotations'].append(dict(id=next_ann, image_id=image.id, category_id=category[box.label],
+                                               bbox=[box.x1, box.y1, w, h], area=w * h, iscrowd=0))
+            next_ann += 1
+    labeled['images'].sort(key=lambda im: im['id'])
+
+
 def _seed(seed: Any, path: str, pool: List[Dict[str, Any]], classes: List[str],
           labeled: Dict[str, Any]) -> Dict[str, Any]:
     """The labeled set of a project from a COCO json of seed labels, checked like any returned labels."""
@@ -296,16 +312,5 @@ def _seed(seed: Any, path: str, pool: List[Dict[str, Any]], classes: List[str],
     if not images:
         raise UserError(f'{path} labels none of the pool\'s images (matched by file name); pass labels of these '
                         'images.')
-    by_id = {im['id']: im for im in pool}
-    next_ann = 1
-    for image in images:
-        pool_image = by_id[image.id]
-        labeled['images'].append(dict(id=image.id, file_name=pool_image['file_name'], width=pool_image['width'],
-                                      height=pool_image['height'], mmal_cycle=-1))
-        for box in image.boxes:
-            w, h = box.x2 - box.x1, box.y2 - box.y1
-            labeled['annotations'].append(dict(id=next_ann, image_id=image.id,
-                                               category_id=classes.index(box.label) + 1, bbox=[box.x1, box.y1, w, h],
-                                               area=w * h, iscrowd=0))
-            next_ann += 1
+    add_labels(labeled, images, pool, -1)
     return labeled
