@@ -1,6 +1,7 @@
 """Crash-safe writes: a file is either its old content or its complete new content."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import os.path as osp
@@ -9,6 +10,15 @@ from typing import Any, List
 
 #: Every temporary file mmal writes ends so; a resumed run deletes the ones an interruption left.
 TEMP_SUFFIX = '.mmal.tmp'
+
+#: The errors of a write that cannot succeed as things are: no space, a read-only file system, a file
+#: size limit, a quota, a name too long.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EFBIG, errno.EDQUOT, errno.ENAMETOOLONG})
+
+
+def is_write_error(err: BaseException) -> bool:
+    """Whether ``err`` is a write that cannot succeed (:data:`WRITE_ERRNOS`), not a file that cannot be read."""
+    return isinstance(err, OSError) and err.errno in WRITE_ERRNOS
 
 
 def _umask() -> int:
@@ -53,16 +63,23 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     Args:
         path: Destination; its folder is created if missing.
         data: The whole content.
+
+    Raises:
+        OSError: The write failed; ``filename`` is ``path`` (not the temporary file), and ``path``
+            keeps its old content.
     """
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = temp_path(path)
+    tmp = None
     try:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        tmp = temp_path(path)
         with open(tmp, 'wb') as f:
             f.write(data)
         commit(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
+    except BaseException as err:
+        if tmp is not None and osp.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None:
+            raise OSError(err.errno, err.strerror, path) from None
         raise
 
 

@@ -292,3 +292,44 @@ def test_a_swallowed_ctrl_c_still_stops_the_run_at_the_next_step():
     finally:
         interrupt._requested = False
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_write_that_cannot_succeed_is_a_write_error_naming_the_path(toy_voc_root, tmp_path):
+    import resource
+    config = write_config(tmp_path, toy_voc_root, num_cycles=1)
+    work = tmp_path / 'w'
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # EFBIG past 4 kB (Python ignores SIGXFSZ)
+
+    proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(work), '--no-progress'], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, preexec_fn=small_files)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'error: cannot write {work}') and 'File too large' in last, last
+    assert 'cannot be read' not in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_an_unregistered_type_and_an_unexpected_error_are_one_line(toy_voc_root, tmp_path):
+    config = write_config(tmp_path, toy_voc_root, num_cycles=1)
+    proc = subprocess.run([sys.executable, AL_TRAIN, config, '--work-dir', str(tmp_path / 'w'), '--no-progress',
+                           '--cfg-options', 'model.backbone.type=TinyVGGG'], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    assert "the config names a type that is not registered" in proc.stderr and 'TinyVGGG' in proc.stderr
+
+    from mmal.cli import run_tool
+
+    def broken() -> int:
+        raise ZeroDivisionError('division by zero')
+
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert run_tool(broken) == 1
+    line = err.getvalue().strip()
+    assert line.startswith('error: unexpected ZeroDivisionError: division by zero;') and len(line.splitlines()) == 1
+    log = line.split('the traceback is in ')[1].split(':')[0]
+    assert 'Traceback' in open(log).read() and 'ZeroDivisionError' in open(log).read()
+    os.unlink(log)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mmal.cli import run_tool
 from mmal.errors import UserError
 from mmal.report import read_run, reference_tables, short_names, write_report
 
@@ -33,18 +34,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        if args.names and len(args.names) != len(args.work_dirs):
-            raise UserError(f'--names has {len(args.names)} names for {len(args.work_dirs)} work dirs; '
-                            'give one name per work dir.')
-        runs = [read_run(d, n, args.x) for d, n in zip(args.work_dirs, args.names or [None] * len(args.work_dirs))]
-        if not args.names:
-            for run, name in zip(runs, short_names([r.name for r in runs])):
-                run.name = name
-        paths = write_report(runs, args.out, args.metric, args.baseline, args.reference, args.title, args.x)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    return run_tool(lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> int:
+    if args.names and len(args.names) != len(args.work_dirs):
+        raise UserError(f'--names has {len(args.names)} names for {len(args.work_dirs)} work dirs; '
+                        'give one name per work dir.')
+    runs = [read_run(d, n, args.x) for d, n in zip(args.work_dirs, args.names or [None] * len(args.work_dirs))]
+    if not args.names:
+        for run, name in zip(runs, short_names([r.name for r in runs])):
+            run.name = name
+    paths = write_report(runs, args.out, args.metric, args.baseline, args.reference, args.title, args.x)
     with open(paths['markdown']) as f:
         print(f.read())
     print(f'written: {paths["markdown"]}, {paths["csv"]}, {paths["plot"]}')

@@ -11,11 +11,12 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal import dist
+from mmal.cli import load_config, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,13 +29,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config file {args.config} does not exist; pass the path of a config under configs/.')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    return run_tool(lambda: train(args))
+
+
+def train(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.cfg_options)
     cfg.work_dir = args.work_dir or osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.resume = args.resume
     dist.distributed_cfg(cfg, args.launcher)
@@ -42,7 +43,8 @@ def main(argv=None) -> None:
         dist.init_dist(args.launcher, backend=cfg.env_cfg.dist_cfg.get('backend'))
     runner = Runner.from_cfg(cfg)
     runner.train()
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

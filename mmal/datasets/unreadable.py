@@ -7,12 +7,14 @@ from typing import Any, Dict, List, Optional, Tuple
 from mmengine.dataset import pseudo_collate
 from torch.utils.data import DataLoader, Dataset
 
+from ..fileio import is_write_error
+
 
 def is_unreadable(err: BaseException) -> bool:
     """Whether ``err`` says an image file is missing, unreadable or undecodable (and nothing else:
     a bug in a pipeline must not pass for a bad image)."""
     if isinstance(err, OSError):  # missing, permission, truncated / unidentified image (PIL)
-        return True
+        return not is_write_error(err)  # a full disk or a size limit is not a bad image
     if type(err).__name__ == 'error' and type(err).__module__ == 'cv2':
         return True
     return isinstance(err, AssertionError) and 'failed to load image' in str(err)  # mmcv's LoadImageFromFile
