@@ -303,11 +303,11 @@ def read_coco(coco: Any, path: str, batch: Sequence[BatchImage], classes: Sequen
             continue
         images[entry['id']] = image_id
         answers[image_id] = []
+    listed = {e.get('id') for e in coco['images'] if isinstance(e, dict)}
     for n, ann in enumerate(coco.get('annotations', [])):
         where = f'annotations[{n}]'
         if not isinstance(ann, dict) or ann.get('image_id') not in images:
-            if not (isinstance(ann, dict) and ann.get('image_id') in {e.get('id') for e in coco['images']
-                                                                       if isinstance(e, dict)}):
+            if not (isinstance(ann, dict) and ann.get('image_id') in listed):  # else: its image was reported
                 checks.add('a malformed entry', where)
             continue
         image = by_id[images[ann['image_id']]]
