@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import os.path as osp
 import sys
 import time
@@ -21,7 +22,9 @@ from mmengine.config import Config
 import mmal  # noqa: F401  (applies mmal.compat, registers mmal modules)
 from mmal.active import ActiveLearningLoop
 from mmal.datasets import ToyVOCSpec, generate_toy_voc, toy_voc_exists
+from mmal.datasets.toy_voc import GENERATOR_VERSION
 from mmal.errors import UserError
+from mmal.fileio import atomic_write_text
 from mmal.report import read_run, write_report
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -48,6 +51,15 @@ def main() -> None:
     if not toy_voc_exists(args.toy_root, ToyVOCSpec()):
         print(f'[demo] generating the toy VOC dataset in {args.toy_root}')
     data_root = generate_toy_voc(args.toy_root)
+    made_on = f'{GENERATOR_VERSION}\n{ToyVOCSpec()}\n'
+    stamp = osp.join(args.work_dir, 'toy_voc.txt')
+    recorded = open(stamp).read() if osp.isfile(stamp) else None
+    if recorded != made_on and (recorded is not None or (osp.isdir(args.work_dir) and os.listdir(args.work_dir))):
+        sys.exit(f'error: {args.work_dir} holds a demo run made on another version of the toy set (or before the '
+                 'version was recorded), whose numbers it would print again; delete that folder (or pass another '
+                 '--work-dir) to run the demo anew.')
+    if recorded is None:
+        atomic_write_text(stamp, made_on)
     start = time.time()
     curves = {}
     for method in METHODS:
