@@ -98,6 +98,7 @@ def list_images(folder: str) -> List[str]:
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(osp.relpath(osp.join(root, name), folder))
+            path = osp.join(root, name)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and osp.isfile(path):  # regular files only (no pipes)
+                found.append(osp.relpath(path, folder))
     return sorted(found)

@@ -333,3 +333,35 @@ def test_an_unregistered_type_and_an_unexpected_error_are_one_line(toy_voc_root,
     log = line.split('the traceback is in ')[1].split(':')[0]
     assert 'Traceback' in open(log).read() and 'ZeroDivisionError' in open(log).read()
     os.unlink(log)
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` pixels (no pixel data): what a decompression bomb
+    looks like before it is decoded."""
+    import struct
+    import zlib
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b''))
+
+
+def test_pool_files_that_must_not_be_read_are_skipped_and_named(toy_voc_root, tmp_path):
+    from mmal.datasets import ImagePoolDataset
+    from mmal.datasets.unreadable import SkipUnreadable, file_problem
+    images = osp.join(toy_voc_root, 'ToyVOC', 'JPEGImages')
+    folder = tmp_path / 'pool'
+    folder.mkdir()
+    shutil.copy(osp.join(images, 'trainval_000000.jpg'), folder / 'ok.jpg')
+    (folder / 'bomb.png').write_bytes(_png_header(30000, 30000))
+    os.mkfifo(folder / 'pipe.jpg')  # reading it would block the run forever
+    listed = ImagePoolDataset(pool=str(folder))
+    assert sorted(d['img_id'] for d in listed.data_list) == ['bomb', 'ok']  # a folder lists regular files only
+    pool = ImagePoolDataset(pool=[str(folder / 'ok.jpg'), str(folder / 'bomb.png'), str(folder / 'pipe.jpg')],
+                            pipeline=[dict(type='LoadImageFromFile')])
+    items = [SkipUnreadable(pool)[i] for i in range(3)]
+    assert items[0][1] is not None and items[0][2] is None
+    assert '30000x30000 pixels, more than the limit of 178956970 (set MMAL_MAX_PIXELS' in items[1][2]
+    assert 'pipe.jpg is not a regular file' in items[2][2]
+    assert file_problem(str(folder / 'ok.jpg')) is None

@@ -2,6 +2,8 @@
 reported, never fatal, and nothing else passes for a bad image."""
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.dataset import pseudo_collate
@@ -20,6 +22,56 @@ def is_unreadable(err: BaseException) -> bool:
     return isinstance(err, AssertionError) and 'failed to load image' in str(err)  # mmcv's LoadImageFromFile
 
 
+#: The most pixels (width x height) of a pool image mmal decodes: PIL's decompression-bomb limit.
+#: ``MMAL_MAX_PIXELS`` sets another.
+DEFAULT_MAX_PIXELS = 178_956_970
+
+
+def max_pixels() -> int:
+    """The pixel limit of pool images (:data:`DEFAULT_MAX_PIXELS`, or ``MMAL_MAX_PIXELS``)."""
+    value = os.environ.get('MMAL_MAX_PIXELS', '')
+    return int(value) if value.isdigit() else DEFAULT_MAX_PIXELS
+
+
+def file_problem(path: Optional[str]) -> Optional[str]:
+    """Why the image file at ``path`` must not be read, found without decoding it: not a regular file
+    (a pipe or a device could block the run or never end), or more pixels than :func:`max_pixels`
+    (read from its header). None when it may be read (a missing or damaged file is left to the loader,
+    which reports it)."""
+    if not path or not os.path.exists(path):
+        return None
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return f'{path} is not a regular file (a pipe, device or folder); only image files are read'
+    from PIL import Image
+
+    limit = max_pixels()
+    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the header alone: nothing is decoded
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, ValueError, SyntaxError):
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
+    if width * height > limit:
+        return (f'{path} has {width}x{height} pixels, more than the limit of {limit} (set MMAL_MAX_PIXELS to read '
+                'larger images)')
+    return None
+
+
+def _checked(dataset: Any, index: int) -> Any:
+    """``dataset[index]`` after :func:`file_problem` found nothing wrong with its file.
+
+    Raises:
+        OSError: The file must not be read (``is_unreadable`` counts it as unreadable).
+    """
+    info = dataset.get_data_info(index) if hasattr(dataset, 'get_data_info') else {}
+    problem = file_problem(info.get('img_path') if isinstance(info, dict) else None)
+    if problem:
+        raise OSError(problem)
+    return dataset[index]
+
+
 def read_error(dataset: Any, index: int) -> Optional[str]:
     """The read error of ``dataset[index]`` as ``'Type: message'``, or None when it loads.
 
@@ -27,7 +79,7 @@ def read_error(dataset: Any, index: int) -> Optional[str]:
         Exception: Any error that is not an unreadable image (:func:`is_unreadable`).
     """
     try:
-        dataset[index]
+        _checked(dataset, index)
     except Exception as err:
         if not is_unreadable(err):
             raise
@@ -53,7 +105,7 @@ class SkipUnreadable(Dataset):
 
     def __getitem__(self, idx: int) -> Tuple[int, Any, Optional[str]]:
         try:
-            return idx, self.dataset[idx], None
+            return idx, _checked(self.dataset, idx), None
         except Exception as err:
             if not is_unreadable(err):
                 raise
