@@ -70,22 +70,73 @@ def load_local_checkpoint(filename: str, map_location: Any = None) -> Any:
     mmengine's checkpoints allowed), or fully when checkpoints are trusted.
 
     Raises:
-        FileNotFoundError: No such file.
+        UserError: No such file, an empty, truncated or damaged file, or not a PyTorch checkpoint.
         UnsafeCheckpointError: The file holds anything else (one sentence naming it and the fix).
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    if checkpoints_trusted():
-        return torch.load(filename, map_location=map_location, weights_only=False)
+        what = 'is a folder' if osp.isdir(filename) else 'does not exist'
+        raise UserError(f'the checkpoint {filename} {what}; pass the path of a .pth file.')
+    if os.path.getsize(filename) == 0:
+        raise UserError(f'the checkpoint {filename} is empty; pass a checkpoint saved by mmengine or '
+                        'tools/al_train.py (an interrupted copy or download leaves such files).')
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        return torch.load(filename, map_location=map_location, weights_only=not checkpoints_trusted())
     except pickle.UnpicklingError as err:
+        if 'Weights only load failed' not in str(err):
+            raise _not_a_checkpoint(filename, err) from None
         found = re.search(r'GLOBAL (\S+)|getattr\([^)]*\)', str(err))
         what = found.group(1) or found.group(0) if found else 'an object that is not weights'
         raise UnsafeCheckpointError(f'{filename} was refused: it holds {what}, and loading it could run code; pass '
                                     '--trust-checkpoint (or set MMAL_TRUST_CHECKPOINTS=1) only if you trust the '
                                     'file.') from None
+    except Exception as err:  # noqa: BLE001 - torch's unpickler fails in many ways on a file that is not a checkpoint
+        raise _not_a_checkpoint(filename, err) from None
+
+
+def _not_a_checkpoint(filename: str, err: BaseException) -> UserError:
+    first = str(err).splitlines()[0] if str(err) else ''
+    return UserError(f'the checkpoint {filename} cannot be loaded: it is truncated, damaged or not a PyTorch '
+                     f'checkpoint ({type(err).__name__}: {first[:200]}); copy or save it again.')
+
+
+def read_checkpoint(path: str, fix: str) -> Any:
+    """Load ``path`` on the CPU under the trust policy, as a check that it can be used.
+
+    Args:
+        path: The checkpoint.
+        fix: What to do when it cannot be loaded, ending the sentence (e.g. ``'delete it and run again'``).
+
+    Raises:
+        UserError: It cannot be loaded (names the file, the cause and ``fix``).
+    """
+    try:
+        return load_local_checkpoint(path, map_location='cpu')
+    except UnsafeCheckpointError:
+        raise
+    except UserError as err:
+        raise UserError(f'{str(err).rsplit(";", 1)[0]}; {fix}.') from None
+
+
+def config_checkpoints(cfg: Any) -> List[str]:
+    """The local checkpoints a config loads: ``load_from`` and every ``init_cfg`` of type ``Pretrained``
+    whose ``checkpoint`` is a path (not a URL or an ``open-mmlab://`` style name)."""
+    found: List[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
+                found.append(node['checkpoint'])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    if cfg.get('load_from'):
+        found.append(cfg['load_from'])
+    walk(cfg.get('model', {}))
+    return [p for p in found if '://' not in p]
 
 
 def load_weights(model: torch.nn.Module, path: str) -> None:

@@ -8,6 +8,8 @@ import os.path as osp
 import tempfile
 from typing import Any, List
 
+from .errors import UserError
+
 #: Every temporary file mmal writes ends so; a resumed run deletes the ones an interruption left.
 TEMP_SUFFIX = '.mmal.tmp'
 
@@ -29,6 +31,39 @@ def _umask() -> int:
 
 #: Permissions of written files: what ``open()`` would give (0666 minus the umask), not mkstemp's 0600.
 FILE_MODE = 0o666 & ~_umask()
+
+
+def check_output_file(path: str, option: str) -> None:
+    """Check, before any work, that ``path`` can become a file: not an existing folder, and its folder
+    is a folder (created later if missing).
+
+    Args:
+        path: The file to be written.
+        option: How the user named it (e.g. ``'--out'``), for the sentence.
+
+    Raises:
+        UserError: ``path`` is a folder, or a file stands where its folder should be.
+    """
+    if osp.isdir(path):
+        raise UserError(f'{option} {path} is a folder; pass a file name (e.g. {osp.join(path, "selected.json")}).')
+    parent = osp.dirname(osp.abspath(path))
+    while not osp.exists(parent):
+        parent = osp.dirname(parent)
+    if not osp.isdir(parent):
+        raise UserError(f'{option} {path} cannot be written: {parent} is a file, not a folder; choose another path.')
+
+
+def check_output_folder(path: str, option: str) -> None:
+    """Check, before any work, that ``path`` is a folder or can be made one.
+
+    Raises:
+        UserError: ``path`` or a folder above it is a file.
+    """
+    probe = osp.abspath(path)
+    while not osp.exists(probe):
+        probe = osp.dirname(probe)
+    if not osp.isdir(probe):
+        raise UserError(f'{option} {path} cannot be a folder: {probe} is a file; choose another path.')
 
 
 def temp_path(path: str) -> str:

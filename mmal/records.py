@@ -218,11 +218,15 @@ class Selection:
                     unreadable=[asdict(u) for u in self.unreadable])
 
     @classmethod
-    def from_json(cls, obj: Any, path: str) -> 'Selection':
+    def from_json(cls, obj: Any, path: str, pool_size: Optional[int] = None) -> 'Selection':
+        """Check a parsed selection record (pick indices below ``pool_size`` when given)."""
         picks = _field(obj, path, 'selected', list, 'a list of picks')
         if not all(isinstance(p, dict) and isinstance(p.get('index'), int) and p['index'] >= 0 for p in picks):
             raise UserError(f'{path}: every entry of \'selected\' must be an object with a non-negative \'index\'; '
                             'restore the file, or delete it and run again with --resume.')
+        if pool_size is not None and any(p['index'] >= pool_size for p in picks):
+            raise UserError(f'{path}: field \'selected\' picks index {max(p["index"] for p in picks)}, but the pool '
+                            f'has {pool_size} images; the work dir belongs to another pool: start a new --work-dir.')
         unreadable = _field(obj, path, 'unreadable', list, 'a list')
         known = {'scorer', 'selection', 'acted_by', 'budget', 'num_candidates', 'selected', 'unreadable'}
         return cls(scorer=obj.get('scorer'), selection=_field(obj, path, 'selection', dict, 'a selector config'),

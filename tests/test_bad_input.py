@@ -365,3 +365,212 @@ def test_pool_files_that_must_not_be_read_are_skipped_and_named(toy_voc_root, tm
     assert '30000x30000 pixels, more than the limit of 178956970 (set MMAL_MAX_PIXELS' in items[1][2]
     assert 'pipe.jpg is not a regular file' in items[2][2]
     assert file_problem(str(folder / 'ok.jpg')) is None
+
+
+# -- 7. every file mmal reads has a declared shape ------------------------------------------------------
+@pytest.mark.parametrize('content, message', [
+    (None, 'does not exist; pass the path of a .pth file'),
+    (b'', 'is empty; pass a checkpoint saved by mmengine'),
+    ('truncated', 'cannot be loaded: it is truncated, damaged or not a PyTorch checkpoint (RuntimeError'),
+    (b'hello, not a checkpoint\n', 'cannot be loaded: it is truncated, damaged or not a PyTorch checkpoint'),
+    ('folder', 'is a folder; pass the path of a .pth file'),
+])
+def test_a_checkpoint_that_is_not_one_is_a_sentence(trained, tmp_path, capsys, content, message):
+    config, ckpt, root = trained
+    path = tmp_path / 'model.pth'
+    if content == 'truncated':
+        path.write_bytes(open(ckpt, 'rb').read()[:3000])
+    elif content == 'folder':
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    pool = osp.join(root, 'ToyVOC', 'ImageSets', 'Main', 'trainval.txt')
+    err = fails(al_select, [config, path, '--pool', pool, '--budget', 2, '--out', tmp_path / 'o.json'], capsys,
+                tmp_path)
+    assert f'the checkpoint {path} {message}' in err
+
+
+def test_load_from_starts_every_cycle_and_a_bad_one_is_refused_before_any_write(trained, toy_voc_root, tmp_path,
+                                                                                  capsys):
+    _, ckpt, _ = trained
+    config = write_config(tmp_path, toy_voc_root, num_cycles=1)
+    start = torch.load(ckpt, weights_only=True)['state_dict']
+    work = tmp_path / 'w'  # lr 0: the trained model is the load_from weights (the driver used to drop them)
+    al_train(config, work, '--cfg-options', f'load_from={ckpt}', 'optim_wrapper.optimizer.lr=0.0')
+    trained_state = torch.load(work / 'trial_0' / 'cycle_0' / 'model.pth', weights_only=True)['state_dict']
+    weights = [k for k in start if 'running' not in k and 'num_batches' not in k]
+    assert weights and all(torch.equal(start[k], trained_state[k]) for k in weights)
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'junk')
+    for option in (f'load_from={bad}', 'model.backbone.init_cfg.type=Pretrained',):
+        extra = [f'model.backbone.init_cfg.checkpoint={bad}'] if 'init_cfg' in option else []
+        err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w2', '--cfg-options', option, *extra], capsys)
+        assert f'the checkpoint {bad} cannot be loaded' in err and 'fix load_from / init_cfg in the config' in err
+        assert not (tmp_path / 'w2').exists()
+
+
+def test_outputs_that_cannot_be_files_or_folders_are_refused_first(trained, tmp_path, capsys):
+    config, ckpt, root = trained
+    pool = osp.join(root, 'ToyVOC', 'ImageSets', 'Main', 'trainval.txt')
+    (tmp_path / 'out.json').mkdir()
+    (tmp_path / 'file').write_text('x')
+    err = fails(al_select, [config, ckpt, '--pool', pool, '--budget', 2, '--out', tmp_path / 'out.json'], capsys,
+                tmp_path)
+    assert f'--out {tmp_path / "out.json"} is a folder; pass a file name' in err
+    err = fails(al_select, [config, ckpt, '--pool', pool, '--budget', 2, '--out', tmp_path / 'file' / 'o.json'],
+                capsys, tmp_path)
+    assert f'{tmp_path / "file"} is a file, not a folder' in err
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'file'], capsys, tmp_path)
+    assert f'the work dir {tmp_path / "file"} cannot be a folder: {tmp_path / "file"} is a file' in err
+    err = fails(tool('al_report'), [tmp_path, '--out', tmp_path / 'file'], capsys, tmp_path)
+    assert f'--out {tmp_path / "file"} cannot be a folder' in err
+
+
+@pytest.mark.parametrize('content, message', [
+    (bytes(range(200, 256)) + b'\0', 'is not a text file (byte'),
+    ('a\nb\na\n', "lists 'a' more than once (1 repeated lines)"),
+    ({'images': [{'id': 1}]}, 'images[0] has no "file_name"'),
+    ({'images': {'id': 1}}, 'is not a COCO json: it has no "images" list'),
+    ({'images': [[1, 'a.jpg']]}, 'images[0] is a list, not an object'),
+    ({'images': [{'id': 1, 'file_name': 'a.jpg'}, {'id': 1, 'file_name': 'b.jpg'}]},
+     'images[1] repeats the id 1 of images[0]'),
+    ({'images': [{'id': 1, 'file_name': 'a.jpg', 'width': -4}]}, 'images[0] has "width" -4, not a positive number'),
+    ('{"images": [', 'is not valid JSON'),
+])
+def test_a_pool_list_that_does_not_fit_its_shape_names_the_entry(trained, tmp_path, capsys, content, message):
+    config, ckpt, _ = trained
+    name = 'pool.txt' if isinstance(content, bytes) or (isinstance(content, str) and content.startswith('a')) \
+        else 'pool.json'
+    pool = tmp_path / name
+    if isinstance(content, bytes):
+        pool.write_bytes(content)
+    else:
+        pool.write_text(content if isinstance(content, str) else json.dumps(content))
+    err = fails(al_select, [config, ckpt, '--pool', pool, '--budget', 2, '--out', tmp_path / 'o.json'], capsys,
+                tmp_path)
+    assert str(pool) in err and message in err
+
+
+def _damage_annotation(root: str, name: str, old: str, new: str) -> str:
+    path = osp.join(root, 'ToyVOC', 'Annotations', f'{name}.xml')
+    text = open(path).read()
+    assert old in text
+    with open(path, 'w') as f:
+        f.write(text.replace(old, new, 1))
+    return path
+
+
+def _first_box(root: str, name: str) -> dict:
+    import xml.etree.ElementTree as ET
+    box = ET.parse(osp.join(root, 'ToyVOC', 'Annotations', f'{name}.xml')).getroot().find('object/bndbox')
+    return {tag: box.find(tag).text for tag in ('xmin', 'ymin', 'xmax', 'ymax')}
+
+
+def test_bad_annotations_are_refused_naming_the_first_file_and_the_count(toy_root, tmp_path, capsys):
+    config = write_config(tmp_path, toy_root, num_cycles=1)
+    box3, box7 = _first_box(toy_root, 'trainval_000003'), _first_box(toy_root, 'trainval_000007')
+    bad = _damage_annotation(toy_root, 'trainval_000003', f'<xmax>{box3["xmax"]}</xmax>', '<xmax>7x2</xmax>')
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w'], capsys)
+    assert err == f"error: {bad}: <object> 1 <xmax> is '7x2', not a number; fix that annotation file."
+    _damage_annotation(toy_root, 'trainval_000003', '<xmax>7x2</xmax>', '<xmax>500</xmax>')
+    _damage_annotation(toy_root, 'trainval_000007', f'<xmax>{box7["xmax"]}</xmax>', '<xmax>400</xmax>')
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w'], capsys)
+    assert f'the pool has a box outside the image at {bad} <object> 1' in err and '(and 1 more)' in err
+    assert "annotations=dict(outside='clip')" in err
+    _damage_annotation(toy_root, 'trainval_000003', '<xmax>500</xmax>', f'<xmax>{int(box3["xmin"]) - 2}</xmax>')
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w', '--cfg-options',
+                                'active_learning.annotations.outside=clip'], capsys)
+    assert f'the pool has a box of zero or negative size at {bad} <object> 1' in err
+    unknown = _damage_annotation(toy_root, 'trainval_000001', '<name>', '<name>dragon')
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w', '--cfg-options',
+                                'active_learning.annotations.outside=clip',
+                                'active_learning.annotations.degenerate=skip'], capsys)
+    assert f'the pool has an object of an unknown class at {unknown} <object> 1' in err and 'dragon' in err
+    assert not (tmp_path / 'w').exists()
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w', '--cfg-options',
+                                'active_learning.annotations.outside=cut'], capsys)
+    assert "active_learning.annotations.outside must be one of ('refuse', 'clip'), got 'cut'" in err
+
+    proc = al_train(config, tmp_path / 'w', '--cfg-options', 'active_learning.annotations.outside=clip',
+                    'active_learning.annotations.degenerate=skip', 'active_learning.annotations.unknown_class=skip')
+    log = (tmp_path / 'w' / 'al.log').read_text()
+    for said in ('clip 1 x a box outside the image', 'skip 1 x a box of zero or negative size',
+                 'skip 1 x an object of an unknown class'):
+        assert said in log and said in proc.stdout + proc.stderr, said
+
+
+def test_sanitized_annotations_clip_and_skip_the_boxes_training_reads(toy_root):
+    from mmal.datasets import SanitizedAnnotations
+    from mmal.datasets.errors import build_dataset
+    box = _first_box(toy_root, 'trainval_000003')
+    _damage_annotation(toy_root, 'trainval_000003', f'<xmax>{box["xmax"]}</xmax>', '<xmax>500</xmax>')
+    _damage_annotation(toy_root, 'trainval_000007', '<xmax>', '<xmax>1')  # (still a box: wider than the image)
+    cfg = dict(type='VOCDataset', data_root=toy_root, ann_file='ToyVOC/ImageSets/Main/trainval.txt',
+               data_prefix=dict(sub_data_root='ToyVOC/'), metainfo=dict(classes=('circle', 'square', 'triangle')),
+               pipeline=[])
+    raw = build_dataset(cfg)
+    fixed = SanitizedAnnotations(cfg, dict(outside='clip'))
+    fixed.full_init()
+    index = next(i for i in range(len(raw)) if raw.get_data_info(i)['img_id'] == 'trainval_000003')
+    before, after = raw.get_data_info(index), fixed.get_data_info(index)
+    assert before['instances'][0]['bbox'][2] == 499 and after['instances'][0]['bbox'][2] == before['width']
+    assert after['instances'][0]['bbox'][:2] == before['instances'][0]['bbox'][:2]
+
+
+def test_a_missing_test_image_and_an_unknown_metric_are_refused_before_training(toy_root, tmp_path, capsys):
+    config = write_config(tmp_path, toy_root, num_cycles=1, metric='pascal_voc/mAPP')
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w'], capsys)
+    assert err == ("error: active_learning.metric 'pascal_voc/mAPP' is not a metric of the test evaluator; it "
+                   "reports pascal_voc/AP50, pascal_voc/mAP: name one of them.")
+    image = osp.join(toy_root, 'ToyVOC', 'JPEGImages', 'test_000002.jpg')
+    os.unlink(image)
+    err = fails(al_train_tool, [write_config(tmp_path, toy_root, num_cycles=1), '--work-dir', tmp_path / 'w'], capsys)
+    assert f'the test image {image} does not exist; restore it' in err
+    assert not (tmp_path / 'w').exists()
+
+
+def test_a_selection_out_of_the_pool_is_refused_and_nothing_is_poisoned(toy_voc_root, tmp_path, capsys):
+    work = tmp_path / 'w'
+    config = write_config(tmp_path, toy_voc_root, num_cycles=2)
+    al_train(config, work)
+    selected = work / 'trial_0' / 'cycle_0' / 'selected.json'
+    record = json.loads(selected.read_text())
+    record['selected'][0]['index'] = 999
+    selected.write_text(json.dumps(record))
+    shutil.rmtree(work / 'trial_0' / 'cycle_1')
+    err = fails(al_train_tool, [config, '--work-dir', work, '--resume'], capsys, work)
+    assert f"{selected}: field 'selected' picks index 999, but the pool has 40 images" in err
+
+
+@pytest.mark.parametrize('table, message', [
+    ('trial,cycle,num_labeled,num_boxes,metric,value\n0,x,8,,m,0.1\n', "line 2: cycle is 'x', not a int"),
+    ('trial,cycle,num_labeled,num_boxes,metric,value\n0,0,8,,m,abc\n', "line 2: value is 'abc', not a float"),
+    ('trial,num_labeled,metric,value\n0,8,m,0.1\n', "has no column 'cycle'"),
+    (b'\x89PNG\r\n\x1a\n\x00\x01', 'is not a text table'),
+])
+def test_al_report_on_a_damaged_results_table_names_the_line(tmp_path, capsys, table, message):
+    work = tmp_path / 'run'
+    work.mkdir()
+    if isinstance(table, bytes):
+        (work / 'results.csv').write_bytes(table)
+    else:
+        (work / 'results.csv').write_text(table)
+    err = fails(tool('al_report'), [work, '--out', tmp_path / 'report'], capsys, tmp_path)
+    assert f'{work / "results.csv"}' in err and message in err and 'al_train.py with --resume' in err
+
+
+def test_resume_logs_the_scalars_an_interruption_lost(toy_voc_root, tmp_path):
+    work = tmp_path / 'w'
+    config = write_config(tmp_path, toy_voc_root, num_cycles=2)
+    al_train(config, work)
+    scalars = work / 'vis_data' / 'scalars.json'
+    complete = scalars.read_text()
+    lines = complete.splitlines(keepends=True)
+    assert len(lines) == 2
+    # What SIGKILL between cycle 1's metrics.json and its scalars leaves behind:
+    scalars.write_text(lines[0])
+    os.unlink(work / 'vis_data' / 'logged' / 'trial_0_cycle_1')
+    al_train(config, work, '--resume')
+    assert scalars.read_text() == complete
+    al_train(config, work, '--resume')  # nothing lost: nothing logged twice
+    assert scalars.read_text() == complete

@@ -38,7 +38,7 @@ def test_missing_empty_or_malformed_pool_is_one_clear_sentence(tmp_path):
     with pytest.raises(UserError, match='holds no images'):
         ImagePoolDataset(pool=str(tmp_path / 'empty'))
     (tmp_path / 'bad.json').write_text('{"annotations": []}')
-    with pytest.raises(UserError, match='is not a COCO json with an "images" list'):
+    with pytest.raises(UserError, match='is not a COCO json: it has no "images" list'):
         ImagePoolDataset(pool=str(tmp_path / 'bad.json'))
 
 

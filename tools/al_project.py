@@ -14,6 +14,10 @@ is when it is not. See mmal/labeling/project.py for what the folder holds.
 """
 from __future__ import annotations
 
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while importing ends quietly; run_tool handles it later
+
 import argparse
 import json
 import sys

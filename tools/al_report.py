@@ -10,11 +10,16 @@ labeled count, budget-curve areas, differences to the baseline), ``summary.csv``
 """
 from __future__ import annotations
 
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while importing ends quietly; run_tool handles it later
+
 import argparse
 import sys
 
 from mmal.cli import run_tool
 from mmal.errors import UserError
+from mmal.fileio import check_output_folder
 from mmal.report import read_run, reference_tables, short_names, write_report
 
 
@@ -41,6 +46,7 @@ def report(args: argparse.Namespace) -> int:
     if args.names and len(args.names) != len(args.work_dirs):
         raise UserError(f'--names has {len(args.names)} names for {len(args.work_dirs)} work dirs; '
                         'give one name per work dir.')
+    check_output_folder(args.out, '--out')
     runs = [read_run(d, n, args.x) for d, n in zip(args.work_dirs, args.names or [None] * len(args.work_dirs))]
     if not args.names:
         for run, name in zip(runs, short_names([r.name for r in runs])):

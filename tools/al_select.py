@@ -13,10 +13,13 @@ Unreadable images are skipped, named, and listed in the output (JSON) or on stde
 """
 from __future__ import annotations
 
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while importing ends quietly; run_tool handles it later
+
 import argparse
 import csv
 import io
-import json
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -32,8 +35,9 @@ from mmal.engine import AcquisitionService, method_from_flags
 from mmal.engine.acquisition import estimated_boxes, same_score_warning, selection_record
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
-from mmal.fileio import atomic_write_json, atomic_write_text
+from mmal.fileio import atomic_write_json, atomic_write_text, check_output_file
 from mmal.records import Selection
+from mmal.schema import coco_annotations, coco_images, read_json, read_lines
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def select(args: argparse.Namespace) -> Selection:
     if not args.out.endswith(('.csv', '.json')):
         raise UserError(f'--out {args.out} must end in .csv or .json.')
+    check_output_file(args.out, '--out')
     if args.budget < 1:
         raise UserError(f'--budget must be a positive number of images, got {args.budget}.')
     if args.batch_size < 1:
@@ -122,18 +127,15 @@ def labeled_in_pool(dataset: ImagePoolDataset, pool: str, labeled: Optional[str]
             continue
         base = folder or osp.dirname(source)
         if source.endswith('.json'):
-            try:
-                with open(source) as f:
-                    coco = json.load(f)
-                annotated = {a['image_id'] for a in coco.get('annotations', [])}
-                names = [im['file_name'] for im in coco['images'] if source is labeled or im['id'] in annotated]
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                raise UserError(f'{source} is not a COCO json ({type(err).__name__}: {err}); pass a COCO json or a '
-                                'list of image paths.') from None
+            fix = 'pass a COCO json or a list of image paths.'
+            coco = read_json(source, fix)
+            images = coco_images(coco, source, fix)
+            annotated = {a['image_id'] for a in coco_annotations(coco, source, fix)}
+            names = [im['file_name'] for im in images if source is labeled or im['id'] in annotated]
             paths |= {osp.realpath(osp.join(base, n)) for n in names}
         elif source is labeled:
-            with open(source) as f:
-                paths |= {osp.realpath(line.strip()) for line in f if line.strip()}
+            lines = read_lines(source, 'pass a COCO json or a list of image paths, one per line.')
+            paths |= {osp.realpath(line) for line in lines}
     return [i for i in range(len(dataset)) if osp.realpath(dataset.get_data_info(i)['img_path']) in paths]
 
 

@@ -9,8 +9,13 @@ the run's report (tools/al_report.py) is written to ``<work dir>/report`` at the
 """
 from __future__ import annotations
 
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while importing ends quietly; run_tool handles it later
+
 import argparse
 import os.path as osp
+import shlex
 import sys
 
 from mmengine.config import DictAction
@@ -54,7 +59,7 @@ def main(argv=None) -> int:
                   f'report in {paths["markdown"]} and {paths["plot"]}')
         return 0
 
-    resume = f'python tools/al_train.py {args.config} --work-dir {work_dir} --resume'
+    resume = shlex.join(['python', 'tools/al_train.py', args.config, '--work-dir', work_dir, '--resume'])
     return run_tool(run, interrupted=f'interrupted; every finished step is kept: continue with {resume}')
 
 

@@ -7,6 +7,10 @@ Without CUDA a multi-process run uses the gloo backend (see mmal.dist).
 """
 from __future__ import annotations
 
+import signal
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C while importing ends quietly; run_tool handles it later
+
 import argparse
 import os.path as osp
 import sys

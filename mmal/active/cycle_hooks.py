@@ -2,6 +2,7 @@
 
 :class:`~mmal.active.ActiveLearningLoop` calls, on rank 0, for every cycle it runs::
 
+    before_run(loop)                                # the work dir is claimed (also on --resume)
     before_cycle(loop, trial, cycle, labeled)
     after_train(loop, trial, cycle, metrics)        # metrics.json was just written
     after_acquire(loop, trial, cycle, selection)    # selected.json was just written
@@ -13,11 +14,13 @@ Messages go through the loop's mmengine logger, so they reach ``<work_dir>/al.lo
 """
 from __future__ import annotations
 
+import os
 import os.path as osp
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from mmengine.registry import VISBACKENDS
 
+from ..fileio import atomic_write_text
 from ..records import CycleMetrics, Selection
 from ..registry import CYCLE_HOOKS
 from ..report import Run, choose_metric, markdown_table, summarise
@@ -33,6 +36,10 @@ class CycleHook:
     """
 
     priority: int = 50
+
+    def before_run(self, loop: 'ActiveLearningLoop') -> None:
+        """Once the work dir is claimed, before the first cycle; on ``--resume`` the place to re-derive
+        what an interruption may have lost from the state files."""
 
     def before_cycle(self, loop: 'ActiveLearningLoop', trial: int, cycle: int, labeled: List[int]) -> None:
         """Before a cycle's first step (also when resuming it)."""
@@ -87,17 +94,31 @@ class ResultsTableHook(CycleHook):
 class ScalarsHook(CycleHook):
     """Each cycle's test metrics against the labeled count, through the config's visualizer backends
     (``LocalVisBackend`` writes ``<work_dir>/vis_data/scalars.json``; add
-    ``dict(type='TensorboardVisBackend')`` to ``visualizer.vis_backends`` for TensorBoard)."""
+    ``dict(type='TensorboardVisBackend')`` to ``visualizer.vis_backends`` for TensorBoard).
+
+    A cycle's scalars are derived from its ``metrics.json``: a marker file
+    (``vis_data/logged/trial_<t>_cycle_<c>``) records that they were logged, and a resumed run logs
+    every cycle that has metrics but no marker, so no interruption loses a point.
+    """
 
     priority = 70
 
+    def before_run(self, loop: 'ActiveLearningLoop') -> None:
+        for metrics in loop.state.all_metrics():
+            self.after_train(loop, metrics.trial, metrics.cycle, metrics)
+
     def after_train(self, loop: 'ActiveLearningLoop', trial: int, cycle: int, metrics: CycleMetrics) -> None:
+        marker = osp.join(loop.work_dir, 'vis_data', 'logged', f'trial_{trial}_cycle_{cycle}')
+        if osp.exists(marker):
+            return
         backends = loop.cfg.get('visualizer', {}).get('vis_backends') or [dict(type='LocalVisBackend')]
         scalars = {f'al/trial_{trial}/{k}': v for k, v in metrics.metrics.items()}
         for backend_cfg in backends:
             backend = VISBACKENDS.build({**backend_cfg, 'save_dir': osp.join(loop.work_dir, 'vis_data')})
             backend.add_scalars(scalars, step=metrics.num_labeled)
             backend.close()
+        os.makedirs(osp.dirname(marker), exist_ok=True)
+        atomic_write_text(marker, '')
 
 
 #: The hooks every run has (a config's ``active_learning.cycle_hooks`` come on top).

@@ -24,6 +24,8 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from .. import interrupt
+from ..checkpoint import config_checkpoints, read_checkpoint
+from ..datasets.annotations import SanitizedAnnotations, apply_policy, find_annotation_problems
 from ..datasets.errors import build_dataset
 from ..datasets.unreadable import is_unreadable
 from ..engine.acquisition import AcquisitionService, selection_record
@@ -33,23 +35,10 @@ from ..fileio import commit, temp_path
 from ..records import CycleMetrics, LabeledSet, Selection
 from ..registry import CYCLE_HOOKS
 from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
+from .preflight import check_run_inputs
 from .runner_config import cycle_config, data_roots, with_pipeline
 from .settings import ALSettings
 from .state import RunState
-
-
-def check_checkpoint(path: str, fix: str) -> None:
-    """Fail with one sentence when the checkpoint ``path`` cannot be loaded (truncated, damaged).
-
-    Args:
-        path: The checkpoint.
-        fix: What to do about it, ending the sentence.
-    """
-    try:
-        torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to read it means the file is damaged
-        raise UserError(f'{path} cannot be loaded ({type(err).__name__}: {str(err).splitlines()[0]}); delete it and '
-                        f'{fix}.') from None
 
 
 def pool_boxes(pool: Any) -> Optional[List[int]]:
@@ -95,6 +84,7 @@ class ActiveLearningLoop:
             key=lambda hook: hook.priority)
         self.logger = MMLogger.get_instance(f'mmal-al-{id(self)}', logger_name='mmal', log_level='INFO')
         self._scoring_pool: Any = None
+        self.annotation_notes: List[str] = []
 
     # -- the experiment ------------------------------------------------------------------------
     def run(self) -> List[Dict]:
@@ -107,12 +97,20 @@ class ActiveLearningLoop:
         self.pool = build_dataset(self.pool_cfg)  # a pool that cannot be read stops the run before any write
         self.al.initial_count(len(self.pool))
         self.boxes = pool_boxes(self.pool)
+        if self.boxes is not None:
+            self._check_annotations()
         if self.al.budget_unit == 'boxes' and self.boxes is None:
             raise UserError("active_learning.budget_unit='boxes' needs a pool with boxes (a detection dataset); this "
                             "pool's images have none: count the budget in images.")
-        self._service(0, 0).check_model(MODELS.build(copy.deepcopy(self.cfg.model)))
+        model = MODELS.build(copy.deepcopy(self.cfg.model))
+        self._service(0, 0).check_model(model)
+        check_run_inputs(self.cfg, model, self.al.metric)
+        del model
+        for path in config_checkpoints(self.cfg):  # refused now, not when the first cycle's training loads it
+            read_checkpoint(path, 'fix load_from / init_cfg in the config')
         self._on_main(self._claim_work_dir)
         try:
+            self._call_hooks('before_run')
             rows: List[Dict] = []
             for trial in range(self.al.num_trials):
                 self.run_trial(trial)
@@ -121,6 +119,16 @@ class ActiveLearningLoop:
         finally:
             self.state.unlock()
             self.close_logger()
+
+    def _check_annotations(self) -> None:
+        """Refuse the pool's bad boxes and unknown classes, or clip and skip them as the policy says
+        (the training sets and the pool then read the corrected boxes)."""
+        policy = self.al.annotation_policy
+        self.annotation_notes = apply_policy(find_annotation_problems(self.pool), policy)
+        if self.annotation_notes and policy.changes_boxes:
+            self.pool_cfg = dict(type='SanitizedAnnotations', dataset=self.pool_cfg, policy=self.al.annotations)
+            self.pool = SanitizedAnnotations(self.pool, self.al.annotations)
+            self.boxes = pool_boxes(self.pool)
 
     def close_logger(self) -> None:
         """Close the loop's log (stream and ``al.log``) and forget the logger instance."""
@@ -141,6 +149,8 @@ class ActiveLearningLoop:
         self.logger.addHandler(handler)
         for path in removed:
             self.logger.info(f'[al] removed {path}, left by an interrupted write')
+        for note in self.annotation_notes:
+            self.logger.warning(f'[al] annotations: {note}')
 
     def _on_main(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on rank 0; a ``UserError`` it raises is raised on every rank."""
@@ -170,7 +180,7 @@ class ActiveLearningLoop:
         labeled = sorted(torch.randperm(pool_size, generator=gen)[:self.al.initial_count(pool_size)].tolist())
         for cycle in range(self.al.num_cycles):
             if cycle > 0:
-                previous = self.state.selection(trial, cycle - 1)
+                previous = self.state.selection(trial, cycle - 1, pool_size)
                 if previous is None:
                     raise UserError(f'{self.state.path(trial, cycle - 1, "selected.json")} is missing although a '
                                     'later step exists; the work dir was changed by hand: start a new --work-dir.')
@@ -224,11 +234,17 @@ class ActiveLearningLoop:
         if not osp.isfile(model_path):
             runner = self._train(trial, cycle)
         else:
-            check_checkpoint(model_path, f'run again with --resume to retrain trial {trial} cycle {cycle}')
+            read_checkpoint(model_path, f'delete it and run again with --resume to retrain trial {trial} cycle {cycle}')
         metrics = self.state.metrics(trial, cycle)
         if metrics is None:
             runner = runner or self._runner(trial, cycle, load_from=model_path)
-            results = runner.test()
+            try:
+                results = runner.test()
+            except Exception as err:
+                if not is_unreadable(err):
+                    raise
+                raise UserError(f'a test image cannot be read ({type(err).__name__}: {err}); fix or restore that file, '
+                                'then run again with --resume.') from None
             metrics = CycleMetrics(trial=trial, cycle=cycle, num_labeled=len(labeled),
                                    metrics={k: float(v) for k, v in results.items()},
                                    num_boxes=None if self.boxes is None else sum(self.boxes[i] for i in labeled))
@@ -255,7 +271,7 @@ class ActiveLearningLoop:
         if self.is_main and osp.isdir(train_dir):
             shutil.rmtree(train_dir)
         barrier()
-        load_from = None
+        load_from = self.cfg.get('load_from')  # the user's starting weights, for every cycle
         if self.al.retrain == 'finetune' and cycle > 0:
             load_from = self.state.path(trial, cycle - 1, 'model.pth')
         runner = self._runner(trial, cycle, load_from=load_from)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Union
 
+from ..datasets.annotations import AnnotationPolicy
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
 from ..registry import CYCLE_HOOKS
@@ -42,6 +43,8 @@ class ALSettings:
             ``'topk'``, ``'random_subset_topk'`` and ``'coreset'`` of older configs still work.
         subset_size: Only with ``selection='random_subset_topk'`` (older configs): its subset.
         retrain: ``'scratch'`` (the study's recommendation) or ``'finetune'`` from the previous cycle.
+            "Scratch" starts every cycle from the config's ``load_from`` when it has one (and from the
+            backbone's ``init_cfg``); ``'finetune'`` starts cycle 0 there.
         num_trials: Independent trials; trial ``t`` starts from a labeled set drawn from ``seed`` and
             ``t`` only, so every method compares on the same splits.
         seed: Base seed.
@@ -57,6 +60,10 @@ class ALSettings:
         budget_unit: ``'images'`` (default) or ``'boxes'``: the budget counts the ground-truth boxes
             of the images bought (annotators are paid per box); each cycle takes the selector's picks
             until the next would exceed the budget (the first is always taken).
+        annotations: What to do with boxes outside the image (``outside='refuse'|'clip'``), of zero
+            or negative size (``degenerate='refuse'|'skip'``) and objects of unknown classes
+            (``unknown_class='refuse'|'skip'``); everything is refused by default
+            (:mod:`mmal.datasets.annotations`).
     """
 
     initial_labeled: Union[int, float]
@@ -75,6 +82,7 @@ class ALSettings:
     semi_supervised: Optional[dict] = None
     cycle_hooks: List[dict] = field(default_factory=list)
     budget_unit: str = 'images'
+    annotations: dict = field(default_factory=dict)
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -141,6 +149,10 @@ class ALSettings:
                                                              CYCLE_HOOKS.module_dict for h in self.cycle_hooks)):
             raise UserError(f'active_learning.cycle_hooks must list cycle hook configs of the registered types '
                             f'{sorted(CYCLE_HOOKS.module_dict)}, got {self.cycle_hooks!r}.')
+        if not isinstance(self.annotations, dict):
+            raise UserError(f"active_learning.annotations must be a dict, e.g. dict(outside='clip'), got "
+                            f'{self.annotations!r}.')
+        self.annotation_policy = AnnotationPolicy.from_cfg(self.annotations)
         method = build_method(self.scorer, self.selection, subset_size=self.subset_size, seed=self.seed,
                               where='active_learning.')
         self.scorer, self.selection, self.subset_size = method.scorer_cfg, method.selection_cfg, None

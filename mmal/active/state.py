@@ -26,10 +26,10 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from ..errors import UserError
-from ..fileio import TEMP_SUFFIX, atomic_write_json, atomic_write_text
+from ..fileio import TEMP_SUFFIX, atomic_write_json, atomic_write_text, check_output_folder
 from ..records import CycleMetrics, LabeledSet, RunConfig, Selection
 
-IGNORED_KEYS = ('work_dir', 'resume', 'launcher', 'load_from', 'log_level', 'experiment_name', 'filename')
+IGNORED_KEYS = ('work_dir', 'resume', 'launcher', 'log_level', 'experiment_name', 'filename')
 #: Keys a resumed run may change, and how: more cycles extend the run.
 EXTENDABLE = {'active_learning.num_cycles': lambda old, new: isinstance(new, int) and isinstance(old, int)
               and new >= old}
@@ -95,10 +95,10 @@ class RunState:
         obj = self.read(trial, cycle, 'metrics.json')
         return None if obj is None else CycleMetrics.from_json(obj, self.path(trial, cycle, 'metrics.json'))
 
-    def selection(self, trial: int, cycle: int) -> Optional[Selection]:
-        """The cycle's ``selected.json``, checked, or None."""
+    def selection(self, trial: int, cycle: int, pool_size: Optional[int] = None) -> Optional[Selection]:
+        """The cycle's ``selected.json``, checked (picks below ``pool_size``), or None."""
         obj = self.read(trial, cycle, 'selected.json')
-        return None if obj is None else Selection.from_json(obj, self.path(trial, cycle, 'selected.json'))
+        return None if obj is None else Selection.from_json(obj, self.path(trial, cycle, 'selected.json'), pool_size)
 
     # -- the run's folder -----------------------------------------------------------------------------
     def lock(self) -> None:
@@ -107,6 +107,7 @@ class RunState:
         Raises:
             UserError: Another run holds the lock.
         """
+        check_output_folder(self.work_dir, 'the work dir')
         os.makedirs(self.work_dir, exist_ok=True)
         fd = os.open(self.work_dir, os.O_RDONLY)
         try:
@@ -219,11 +220,16 @@ class RunState:
             os.unlink(path)
         return sorted(set(stale))
 
+    def all_metrics(self) -> List[CycleMetrics]:
+        """Every cycle's ``metrics.json``, checked, by trial and cycle."""
+        records = [CycleMetrics.from_json(read_json(path), path)
+                   for path in glob.glob(osp.join(self.work_dir, 'trial_*', 'cycle_*', 'metrics.json'))]
+        return sorted(records, key=lambda r: (r.trial, r.cycle))
+
     def write_results(self) -> List[Dict]:
         """Rebuild ``results.csv`` from every cycle's ``metrics.json`` (so no row is ever doubled)."""
         rows = []
-        for path in glob.glob(osp.join(self.work_dir, 'trial_*', 'cycle_*', 'metrics.json')):
-            record = CycleMetrics.from_json(read_json(path), path)
+        for record in self.all_metrics():
             for metric, value in sorted(record.metrics.items()):
                 rows.append(dict(trial=record.trial, cycle=record.cycle, num_labeled=record.num_labeled,
                                  num_boxes='' if record.num_boxes is None else record.num_boxes,

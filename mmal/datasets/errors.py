@@ -4,11 +4,12 @@ from __future__ import annotations
 import glob
 import os.path as osp
 import xml.etree.ElementTree as ET
-from typing import Iterator, Optional
+from typing import Iterator
 
 from mmdet.registry import DATASETS
 
 from ..errors import UserError
+from .annotations import read_voc_xml
 
 
 def _roots(cfg: dict) -> Iterator[str]:
@@ -21,15 +22,15 @@ def _roots(cfg: dict) -> Iterator[str]:
         yield cfg['data_root']
 
 
-def find_malformed_xml(cfg: dict) -> Optional[str]:
-    """The first annotation XML under the config's data roots that does not parse, or None."""
+def check_xml_files(cfg: dict) -> None:
+    """Read every annotation XML under the config's data roots against the VOC schema.
+
+    Raises:
+        UserError: The first file that does not parse or fit (names it and the element).
+    """
     for root in _roots(cfg):
         for path in sorted(glob.glob(osp.join(root, '**', 'Annotations', '*.xml'), recursive=True)):
-            try:
-                ET.parse(path)
-            except ET.ParseError:
-                return path
-    return None
+            read_voc_xml(path)
 
 
 def build_dataset(cfg: dict):
@@ -42,9 +43,11 @@ def build_dataset(cfg: dict):
         dataset = DATASETS.build(cfg)
         if hasattr(dataset, 'full_init'):
             dataset.full_init()
-    except ET.ParseError as err:
-        path = find_malformed_xml(cfg) or 'an annotation file'
-        raise UserError(f'{path} is not valid XML ({err}); fix or remove that annotation file.') from None
+    except (ET.ParseError, ValueError, AttributeError, TypeError) as err:
+        check_xml_files(cfg)  # names the file when an annotation file is to blame
+        if isinstance(err, ET.ParseError):
+            raise UserError(f'an annotation file is not valid XML ({err}); fix or remove it.') from None
+        raise
     except FileNotFoundError as err:
         raise UserError(f'{err.filename or err} does not exist; check the dataset paths of the config.') from None
     return dataset

@@ -1,8 +1,8 @@
 """An unlabeled image pool: a VOC ImageSets list, a COCO json, a folder, or a list of paths."""
 from __future__ import annotations
 
-import json
 import os.path as osp
+from collections import Counter
 from typing import List, Optional, Sequence
 
 from mmdet.registry import DATASETS
@@ -10,6 +10,7 @@ from mmengine.dataset import BaseDataset
 
 from ..errors import UserError
 from ..fileio import IMAGE_EXTENSIONS, list_images
+from ..schema import coco_images, read_json, read_lines
 
 
 @DATASETS.register_module()
@@ -59,18 +60,18 @@ class ImagePoolDataset(BaseDataset):
         if osp.isdir(pool):
             return [dict(img_id=osp.splitext(n)[0], img_path=osp.join(pool, n)) for n in list_images(pool)]
         if pool.endswith('.json'):
-            try:
-                with open(pool) as f:
-                    images = json.load(f)['images']
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise UserError(f'{pool} is not a COCO json with an "images" list ({type(err).__name__}: {err}); '
-                                'pass a COCO annotation file, a VOC ImageSets list or a folder.') from None
+            fix = 'pass a COCO annotation file, a VOC ImageSets list or a folder.'
+            images = coco_images(read_json(pool, fix), pool, fix)
             img_dir = self.img_dir or osp.dirname(pool)
             return [dict(img_id=im['id'], img_path=osp.join(img_dir, im['file_name'])) for im in images]
         # VOC ImageSets list: <root>/ImageSets/Main/<split>.txt -> <root>/JPEGImages/<id>.jpg
         voc_root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(pool))))
-        with open(pool) as f:
-            ids = [line.split()[0] for line in f if line.strip()]
+        ids = [line.split()[0] for line in read_lines(pool, 'a pool list is a VOC ImageSets file or image paths, one '
+                                                            'per line (or pass a folder or a COCO json).')]
+        if len(set(ids)) < len(ids):
+            first = next(i for i, n in Counter(ids).items() if n > 1)
+            raise UserError(f'{pool} lists {first!r} more than once ({len(ids) - len(set(ids))} repeated lines); '
+                            'list every image once.')
         return [
             dict(img_id=i, img_path=i if i.lower().endswith(IMAGE_EXTENSIONS) else
                  osp.join(voc_root, 'JPEGImages', f'{i}.jpg')) for i in ids

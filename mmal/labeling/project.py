@@ -27,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import UserError
-from ..fileio import IMAGE_EXTENSIONS, atomic_write_json, atomic_write_text, list_images
+from ..fileio import IMAGE_EXTENSIONS, atomic_write_json, atomic_write_text, check_output_folder, list_images
 from ..records import Selection
+from ..schema import coco_images as listed_images
 from .formats import (
     BatchImage,
     Box,
@@ -254,9 +255,8 @@ def create_project(root: str, images: str, config: str, classes: Optional[Sequen
                 for n, name in enumerate(list_images(image_root))]
     elif osp.isfile(images):
         image_root = osp.dirname(osp.abspath(images))
-        listed = _read_json(images, 'pass a folder of images or a COCO json.').get('images')
-        if not isinstance(listed, list) or not all(isinstance(i, dict) and 'file_name' in i for i in listed):
-            raise UserError(f'{images} has no "images" list with file names; pass a COCO json or a folder of images.')
+        fix = 'pass a folder of images or a COCO json.'
+        listed = listed_images(_read_json(images, fix), images, fix)
         pool = []
         for n, im in enumerate(listed):
             width, height = (im['width'], im['height']) if im.get('width') and im.get('height') else \
@@ -277,6 +277,7 @@ def create_project(root: str, images: str, config: str, classes: Optional[Sequen
         labeled = _seed(seed, seed_labels or '', pool, names, labeled)
     state = ProjectState(config=osp.abspath(config), image_root=image_root, classes=names,
                          step='train' if labeled['images'] else 'select')
+    check_output_folder(root, 'the project')
     os.makedirs(root, exist_ok=True)
     atomic_write_json(osp.join(root, 'pool.json'), dict(images=pool))
     atomic_write_json(osp.join(root, 'labeled.json'), labeled)

@@ -18,6 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import UserError
+from ..schema import read_csv, read_json
 
 #: The study's Tables 2-13 as CSV, shipped inside the package (see reference/README.md).
 REFERENCE_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'reference')
@@ -74,10 +75,9 @@ def read_run(work_dir: str, name: Optional[str] = None, x: str = 'images') -> Ru
     if not osp.isfile(path):
         raise UserError(f'{work_dir} has no results.csv; pass the work dir of an al_train.py run '
                         '(it writes results.csv after its first evaluated cycle).')
-    with open(path, newline='') as f:
-        rows = [dict(trial=int(r['trial']), cycle=int(r['cycle']), num_labeled=int(r['num_labeled']),
-                     num_boxes=int(r['num_boxes']) if r.get('num_boxes') else None, metric=r['metric'],
-                     value=float(r['value'])) for r in csv.DictReader(f)]
+    rows = read_csv(path, [('trial', int), ('cycle', int), ('num_labeled', int), ('metric', str), ('value', float)],
+                    [('num_boxes', int)], fix='it is written by al_train.py: rerun al_train.py with --resume on '
+                    'that work dir to write it again.')
     if x == 'boxes':
         if any(r['num_boxes'] is None for r in rows):
             raise UserError(f'{path} has no box counts (a classification run, or one written by an older mmal); '
@@ -86,10 +86,12 @@ def read_run(work_dir: str, name: Optional[str] = None, x: str = 'images') -> Ru
             r['num_labeled'] = r['num_boxes']
     recorded = {}
     if osp.isfile(osp.join(work_dir, 'al_config.json')):
-        with open(osp.join(work_dir, 'al_config.json')) as f:
-            recorded = json.load(f)
+        recorded = read_json(osp.join(work_dir, 'al_config.json'), 'restore it or rerun al_train.py with --resume.')
+        if not isinstance(recorded, dict):
+            raise UserError(f'{osp.join(work_dir, "al_config.json")} is not an object; restore it or rerun '
+                            'al_train.py with --resume.')
     if name is None:
-        config = recorded.get('config') or osp.abspath(work_dir)
+        config = str(recorded.get('config') or osp.abspath(work_dir))
         name = osp.splitext(osp.basename(config.rstrip('/')))[0]
     return Run(name=name, work_dir=work_dir, rows=rows, metric=recorded.get('metric'),
                acquisitions=read_acquisitions(work_dir))
