@@ -16,6 +16,15 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 from .errors import UserError
 
 
+def _check_regular(path: str, fix: str) -> None:
+    """Refuse anything but a regular file before opening it (a pipe or a device would block the read)."""
+    if not osp.exists(path):
+        raise UserError(f'{path} does not exist; {fix}')
+    if not osp.isfile(path):
+        kind = 'a folder' if osp.isdir(path) else 'not a regular file (a pipe or a device, which could block)'
+        raise UserError(f'{path} is {kind}; {fix}')
+
+
 def read_json(path: str, fix: str) -> Any:
     """The parsed JSON file ``path``.
 
@@ -24,10 +33,9 @@ def read_json(path: str, fix: str) -> Any:
         fix: What to do when it is missing or broken, ending the sentence.
 
     Raises:
-        UserError: It does not exist, is not a file, or is not UTF-8 JSON.
+        UserError: It does not exist, is not a regular file, or is not UTF-8 JSON.
     """
-    if not osp.isfile(path):
-        raise UserError(f'{path} {"is a folder" if osp.isdir(path) else "does not exist"}; {fix}')
+    _check_regular(path, fix)
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f)
@@ -39,8 +47,10 @@ def read_lines(path: str, fix: str) -> List[str]:
     """The non-empty lines of the text file ``path``, stripped.
 
     Raises:
-        UserError: It is not UTF-8 text (a binary file, an image, an archive).
+        UserError: It is missing, not a regular file, or not UTF-8 text (a binary file, an image, an
+            archive).
     """
+    _check_regular(path, fix)
     try:
         with open(path, 'rb') as f:
             data = f.read()
@@ -126,6 +136,7 @@ def read_csv(path: str, columns: Sequence[Column], optional: Sequence[Column] = 
         UserError: It is not UTF-8 text, a column is missing, or a value does not convert (names the
             line and the column).
     """
+    _check_regular(path, fix)
     try:
         with open(path, 'rb') as f:
             text = f.read().decode('utf-8')

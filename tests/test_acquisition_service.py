@@ -219,3 +219,26 @@ def test_a_budget_in_boxes_takes_the_selectors_order_until_the_next_pick_would_e
     assert spent[-1] + cost[following] > 9  # it stopped where the next pick would overshoot
     first, _ = run(scorer, selection, budget=1, cost=[10] * 40)
     assert len(first.picks) == 1  # the first pick is always taken
+
+
+@pytest.mark.parametrize('selection', [dict(type='TopK'), dict(type='KCenterGreedy')])
+def test_an_interrupted_scoring_pass_resumes_from_its_saved_pieces(tmp_path, selection):
+    pool = ToyPool(unreadable=(9, ))
+    scorer = dict(type='Entropy') if selection['type'] == 'TopK' else None
+
+    def acquire():
+        SEEN.clear()
+        service = AcquisitionService(build_method(scorer, selection, seed=0), dict(type='FakeAdapter'),
+                                     batch_size=4, progress=False, shard_dir=str(tmp_path / 'pieces'))
+        service.piece_size = 8
+        return service.run(None, pool, [0, 1, 2, 3], 5)
+
+    whole = acquire()
+    pieces = sorted((tmp_path / 'pieces').iterdir())
+    rows = 36 + (4 if selection['type'] == 'KCenterGreedy' else 0)  # the labeled rows too, for k-center
+    assert len(pieces) == -(-rows // 8) and len(SEEN) == rows - 1  # (one unreadable)
+    pieces[1].unlink()  # the pass was interrupted in its second piece
+    again = acquire()
+    assert len(SEEN) == 8 and again == whole  # only that piece was scored again
+    pieces[2].write_bytes(b'damaged')
+    assert acquire() == whole and len(SEEN) == 8

@@ -424,6 +424,9 @@ def test_outputs_that_cannot_be_files_or_folders_are_refused_first(trained, tmp_
     assert f'the work dir {tmp_path / "file"} cannot be a folder: {tmp_path / "file"} is a file' in err
     err = fails(tool('al_report'), [tmp_path, '--out', tmp_path / 'file'], capsys, tmp_path)
     assert f'--out {tmp_path / "file"} cannot be a folder' in err
+    long = tmp_path / ('w' * 300)
+    err = fails(al_train_tool, [config, '--work-dir', long], capsys, tmp_path)
+    assert err.startswith(f'error: cannot write {long}: File name too long;')
 
 
 @pytest.mark.parametrize('content, message', [
@@ -574,3 +577,31 @@ def test_resume_logs_the_scalars_an_interruption_lost(toy_voc_root, tmp_path):
     assert scalars.read_text() == complete
     al_train(config, work, '--resume')  # nothing lost: nothing logged twice
     assert scalars.read_text() == complete
+
+
+@pytest.mark.parametrize('batch, message', [
+    ({b'data': np.zeros((10, 3072), np.uint8)}, "no list of 10 labels under b'labels'"),
+    ({b'data': np.zeros((10, 100), np.uint8), b'labels': [0] * 10}, "no b'data' array of N x 3072 bytes"),
+    ({b'data': np.zeros((10, 3072), np.uint8), b'labels': [11] * 10}, 'a label outside 0..9'),
+    ([1, 2, 3], "no b'data' array"),
+])
+def test_a_cifar_batch_of_the_wrong_shape_names_the_field(tmp_path, capsys, batch, message):
+    write_toy_cifar(str(tmp_path / 'cifar'), train_per_class=5, test_per_class=2)
+    path = tmp_path / 'cifar' / 'cifar-10-batches-py' / 'data_batch_1'
+    with open(path, 'wb') as f:
+        pickle.dump(batch, f, protocol=2)
+    config = tmp_path / 'cls.py'
+    config.write_text(f"_base_ = {osp.join(REPO, 'configs', 'demo', 'resnet_toycifar_al.py')!r}\n"
+                      f"data_root = {str(tmp_path / 'cifar')!r}\n"
+                      "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
+                      "test_dataloader = dict(dataset=dict(data_root=data_root))\n")
+    err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w'], capsys)
+    assert f'{path} is not a CIFAR10 batch: it has {message}' in err and not (tmp_path / 'w').exists()
+
+
+def test_a_pool_list_that_is_a_pipe_is_refused_without_reading_it(trained, tmp_path, capsys):
+    config, ckpt, _ = trained
+    os.mkfifo(tmp_path / 'pool.txt')  # reading it would block forever
+    err = fails(al_select, [config, ckpt, '--pool', tmp_path / 'pool.txt', '--budget', 2, '--out',
+                            tmp_path / 'o.json'], capsys)
+    assert f'{tmp_path / "pool.txt"} is not a regular file (a pipe or a device, which could block)' in err

@@ -17,9 +17,11 @@ import os, signal, sys
 sys.argv = [sys.argv[0]] + sys.argv[2:]
 limit, count = int(os.environ['KILL_AFTER']), [0]
 
-def counted(fn):
+def counted(fn, only=lambda *args: True):
     def wrapper(*args, **kwargs):
         out = fn(*args, **kwargs)
+        if not only(*args):
+            return out
         count[0] += 1
         if count[0] == limit:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -30,7 +32,8 @@ import mmal.active.loop as loop
 import mmal.fileio as fileio
 from mmengine.visualization import LocalVisBackend
 fileio.commit = loop.commit = counted(fileio.commit)
-LocalVisBackend.add_scalars = counted(LocalVisBackend.add_scalars)
+# the driver's scalars (not those each training logs in its own folder)
+LocalVisBackend.add_scalars = counted(LocalVisBackend.add_scalars, lambda backend, *_: 'train' not in backend._save_dir)
 sys.path.insert(0, os.path.join(os.getcwd(), 'tools'))
 import al_train
 sys.exit(al_train.main())
@@ -43,6 +46,8 @@ def _files(work) -> dict:
     for root, _, files in os.walk(work):
         for name in files:
             rel = os.path.relpath(os.path.join(root, name), work)
+            if 'train' in rel.split(os.sep):
+                continue  # mmengine's own files of each training, with times in them
             if name in ('labeled.json', 'selected.json', 'metrics.json', 'results.csv', 'scalars.json'):
                 with open(os.path.join(root, name)) as f:
                     out[rel] = f.read()

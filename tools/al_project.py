@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--seed-labels', help='COCO json with labels of some of the images')
     p = sub.add_parser('train', help='train the config\'s model on the labeled set')
     p.add_argument('project')
-    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     p.add_argument('--no-progress', action='store_true')
     p = sub.add_parser('select', help='pick the next batch to label')
     p.add_argument('project')

@@ -32,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='config file with an active_learning section')
     parser.add_argument('--work-dir', help='where state and results go (default: work_dirs/<config name>)')
     parser.add_argument('--resume', action='store_true', help='continue the run in the work dir')
-    parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='unpickle the config\'s load_from checkpoint fully (only for files you trust)')

@@ -14,6 +14,7 @@ Messages go through the loop's mmengine logger, so they reach ``<work_dir>/al.lo
 """
 from __future__ import annotations
 
+import json
 import os
 import os.path as osp
 from typing import TYPE_CHECKING, Any, Dict, List
@@ -105,20 +106,42 @@ class ScalarsHook(CycleHook):
 
     def before_run(self, loop: 'ActiveLearningLoop') -> None:
         for metrics in loop.state.all_metrics():
-            self.after_train(loop, metrics.trial, metrics.cycle, metrics)
+            self._log(loop, metrics, resumed=True)
 
     def after_train(self, loop: 'ActiveLearningLoop', trial: int, cycle: int, metrics: CycleMetrics) -> None:
-        marker = osp.join(loop.work_dir, 'vis_data', 'logged', f'trial_{trial}_cycle_{cycle}')
+        self._log(loop, metrics, resumed=False)
+
+    def _log(self, loop: 'ActiveLearningLoop', metrics: CycleMetrics, resumed: bool) -> None:
+        marker = osp.join(loop.work_dir, 'vis_data', 'logged', f'trial_{metrics.trial}_cycle_{metrics.cycle}')
         if osp.exists(marker):
             return
         backends = loop.cfg.get('visualizer', {}).get('vis_backends') or [dict(type='LocalVisBackend')]
-        scalars = {f'al/trial_{trial}/{k}': v for k, v in metrics.metrics.items()}
+        scalars = {f'al/trial_{metrics.trial}/{k}': v for k, v in metrics.metrics.items()}
+        save_dir = osp.join(loop.work_dir, 'vis_data')
         for backend_cfg in backends:
-            backend = VISBACKENDS.build({**backend_cfg, 'save_dir': osp.join(loop.work_dir, 'vis_data')})
+            if resumed and backend_cfg.get('type') == 'LocalVisBackend' and _in_scalars_file(
+                    osp.join(save_dir, backend_cfg.get('scalar_save_file', 'scalars.json')), scalars,
+                    metrics.num_labeled):
+                continue  # the interruption came between logging and marking: do not log twice
+            backend = VISBACKENDS.build({**backend_cfg, 'save_dir': save_dir})
             backend.add_scalars(scalars, step=metrics.num_labeled)
             backend.close()
         os.makedirs(osp.dirname(marker), exist_ok=True)
         atomic_write_text(marker, '')
+
+
+def _in_scalars_file(path: str, scalars: Dict[str, float], step: int) -> bool:
+    """Whether ``LocalVisBackend``'s file already holds exactly these scalars at ``step``."""
+    if not osp.isfile(path):
+        return False
+    with open(path) as f:
+        for line in f:
+            try:
+                if json.loads(line) == {**scalars, 'step': step}:
+                    return True
+            except ValueError:
+                continue  # a line cut short by the interruption
+    return False
 
 
 #: The hooks every run has (a config's ``active_learning.cycle_hooks`` come on top).

@@ -60,7 +60,7 @@ class ActiveLearningLoop:
         cfg: The config; its ``train_dataloader.dataset`` is the pool.
         work_dir: Where state, checkpoints and ``results.csv`` go.
         resume: Continue the run in ``work_dir`` from its last completed step.
-        launcher: ``'none'`` or ``'pytorch'`` (torchrun).
+        launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'`` (srun).
         progress: Show progress bars.
     """
 
@@ -202,6 +202,8 @@ class ActiveLearningLoop:
         train_seconds, start = time.time() - start, time.time()
         if cycle < self.al.num_cycles - 1 and self.state.read(trial, cycle, 'selected.json') is None:
             self._acquire(trial, cycle, labeled, runner)
+        if self.is_main:  # the saved pieces of the scoring pass, once selected.json holds its outcome
+            shutil.rmtree(osp.join(self.state.cycle_dir(trial, cycle), 'acquisition'), ignore_errors=True)
         main = self.al.metric or next(iter(metrics.metrics), None)
         self._call_hooks('after_cycle', trial, cycle, dict(
             num_labeled=len(labeled), metric=main, value=metrics.metrics.get(main, float('nan')) if main else
@@ -311,6 +313,7 @@ class ActiveLearningLoop:
             runner = self._runner(trial, cycle, load_from=self.state.path(trial, cycle, 'model.pth'))
         runner.load_or_resume()  # no-op when the model was trained or tested in this runner
         service = self._service(trial, cycle)
+        service.shard_dir = osp.join(self.state.cycle_dir(trial, cycle), 'acquisition')  # resumable scoring
         budget = self.al.budget_at(cycle)
         result = service.run(scoring_model(runner), self.scoring_pool(), labeled, budget,
                              cost=self.boxes if self.al.budget_unit == 'boxes' else None)

@@ -13,7 +13,7 @@ import os
 import os.path as osp
 import pickle
 import random
-from typing import List, Optional, Sequence
+from typing import List, NoReturn, Optional, Sequence
 
 import numpy as np
 from mmdet.registry import DATASETS
@@ -83,15 +83,36 @@ class _CIFAR(BaseDataset):
 
     def load_data_list(self) -> List[dict]:
         meta_file, names_key = self.META
-        self._metainfo['classes'] = tuple(n.decode() for n in self._read(meta_file)[names_key])
+        meta = self._read(meta_file)
+        names = meta.get(names_key) if isinstance(meta, dict) else None
+        if not isinstance(names, list) or not names or not all(isinstance(n, bytes) for n in names):
+            self._refuse(meta_file, f'no list of class names under {names_key!r}')
+        self._metainfo['classes'] = tuple(n.decode() for n in names)
         data_list: List[dict] = []
         for name in self.FILES[self.split]:
-            batch = self._read(name)
-            images = np.asarray(batch[b'data'], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            for image, label in zip(images, batch[self.LABEL_KEY]):
+            data, labels = self._batch(name, len(names))
+            images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            for image, label in zip(images, labels):
                 data_list.append(dict(img=np.ascontiguousarray(image), gt_label=int(label),
                                       img_id=f'{self.split}_{len(data_list)}'))
         return data_list
+
+    def _batch(self, name: str, num_classes: int) -> tuple:
+        """A batch's ``data`` (N x 3072 uint8) and labels (N integers below ``num_classes``), checked."""
+        batch = self._read(name)
+        data = batch.get(b'data') if isinstance(batch, dict) else None
+        labels = batch.get(self.LABEL_KEY) if isinstance(batch, dict) else None
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            self._refuse(name, "no b'data' array of N x 3072 bytes (32 x 32 RGB planes)")
+        if not isinstance(labels, list) or len(labels) != len(data):
+            self._refuse(name, f'no list of {len(data)} labels under {self.LABEL_KEY!r}')
+        if not all(isinstance(v, int) and 0 <= v < num_classes for v in labels):
+            self._refuse(name, f'a label outside 0..{num_classes - 1}')
+        return data, labels
+
+    def _refuse(self, name: str, what: str) -> NoReturn:
+        path = osp.join(self.data_root, self.FOLDER, name)
+        raise UserError(f'{path} is not a {self.NAME} batch: it has {what}; restore the file ({self.layout_hint()}).')
 
 
 @DATASETS.register_module()

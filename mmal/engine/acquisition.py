@@ -8,12 +8,17 @@ from :func:`~mmal.engine.method.build_method`.
 2. every rank streams its share of the candidates (and, for coverage selectors, of the labeled
    images) through the adapter, keeping per image the scorer's score and the selector's inputs
    (a :class:`Shard`); unreadable images are skipped and reported;
-3. rank 0 gathers the shards and selects once; the result is broadcast to every rank.
+3. a selector that can select over spread rows (``shardable``: TopK, KCenterGreedy) does so on
+   every rank with its own shard (:mod:`mmal.selection.sharded`: nothing whole-pool is gathered,
+   the picks are exactly the one-process picks); for any other, rank 0 gathers the shards and
+   selects once, and the result is broadcast to every rank.
 """
 from __future__ import annotations
 
+import os
+import os.path as osp
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, get_world_size
@@ -23,6 +28,7 @@ from tqdm import tqdm
 from ..datasets.subset import IndexSubset
 from ..datasets.unreadable import pool_loader, read_error
 from ..errors import UserError
+from ..fileio import commit, temp_path
 from ..records import Pick, Selection, UnreadableImage
 from ..registry import ADAPTERS
 from .method import AcquisitionMethod
@@ -48,15 +54,51 @@ class Shard:
 
     Attributes:
         indices: Pool indices of the rows read, in the order of ``scores`` and ``inputs``.
+        rows: Their positions in the acquisition's row list (candidates, then labeled images).
         scores: ``[n]`` scores of those rows, or None without a scorer.
         inputs: ``{name: [n, ...]}`` per-image selector inputs.
         unreadable: ``{pool index: error}`` of the rows that could not be read.
     """
 
     indices: List[int] = field(default_factory=list)
+    rows: List[int] = field(default_factory=list)
     scores: Optional[Tensor] = None
     inputs: Dict[str, Tensor] = field(default_factory=dict)
     unreadable: Dict[int, str] = field(default_factory=dict)
+
+
+def save_piece(piece: Shard, path: str) -> None:
+    """Save a scored piece of a shard atomically (tensors and plain lists: loadable with weights_only)."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    tmp = temp_path(path)
+    torch.save(dict(indices=piece.indices, rows=piece.rows, scores=piece.scores, inputs=piece.inputs,
+                    unreadable=[[i, e] for i, e in piece.unreadable.items()]), tmp)
+    commit(tmp, path)
+
+
+def load_piece(path: str, rows: List[int]) -> Optional[Shard]:
+    """The piece saved at ``path`` if it holds exactly ``rows`` (read or unreadable), else None."""
+    if not osp.isfile(path):
+        return None
+    try:
+        saved = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception:  # noqa: BLE001 - a damaged piece is scored again
+        return None
+    piece = Shard(indices=list(saved['indices']), rows=list(saved['rows']), scores=saved['scores'],
+                  inputs=dict(saved['inputs']), unreadable={int(i): str(e) for i, e in saved['unreadable']})
+    if len(piece.rows) + len(piece.unreadable) != len(rows) or not set(piece.rows) <= set(rows):
+        return None
+    return piece
+
+
+def merge_pieces(pieces: List[Shard]) -> Shard:
+    """One shard from its pieces, in order."""
+    scores = [p.scores for p in pieces if p.scores is not None]
+    keys: List[str] = next((list(p.inputs) for p in pieces if p.inputs), [])
+    return Shard(indices=[i for p in pieces for i in p.indices], rows=[r for p in pieces for r in p.rows],
+                 scores=torch.cat(scores) if scores else None,
+                 inputs={k: torch.cat([p.inputs[k] for p in pieces if p.inputs]) for k in keys},
+                 unreadable={i: e for p in pieces for i, e in p.unreadable.items()})
 
 
 @dataclass
@@ -88,8 +130,12 @@ class AcquisitionService:
         progress: Show a progress bar (rank 0).
     """
 
+    #: Rows per saved piece of a rank's shard (with ``shard_dir``).
+    piece_size: int = 2048
+
     def __init__(self, method: AcquisitionMethod, adapter: Optional[dict] = None, batch_size: int = 8,
-                 num_workers: int = 0, progress: bool = True) -> None:
+                 num_workers: int = 0, progress: bool = True, shard_dir: Optional[str] = None) -> None:
+        self.shard_dir = shard_dir
         self.method = method
         self.scorer, self.selector = method.scorer, method.selector
         self.adapter_cfg = dict(adapter or {})
@@ -142,8 +188,15 @@ class AcquisitionService:
         if not candidates:  # the pool is exhausted
             return AcquisitionResult(picks=[], scores=[] if self.selector.uses_scores else None)
         rows = candidates + (labeled if self.selector.needs_labeled else [])
+        world = get_world_size()
         if self.requires:
-            scores, inputs, unreadable = self._score(model, pool, rows)
+            shard = self._score(model, pool, rows)
+            if world > 1 and self.selector.shardable:
+                parts = all_gather_object((shard.unreadable, len(shard.indices)))
+                if all(count for _, count in parts):  # (a rank without a readable row: gathered below)
+                    unreadable = {i: err for part, _ in parts for i, err in part.items()}
+                    return self._select_sharded(pool, candidates, rows, shard, unreadable, budget, cost)
+            scores, inputs, unreadable = self._assemble(rows, all_gather_object(shard) if world > 1 else [shard])
         else:  # nothing to compute (random): no forward pass, one draw for the whole candidate list
             scores, inputs, unreadable = None, {}, {}
         result: Union[AcquisitionResult, UserError, None] = None
@@ -152,7 +205,7 @@ class AcquisitionService:
                 result = self._select(pool, candidates, rows, scores, inputs, unreadable, budget, cost)
             except UserError as err:  # every rank raises it, none waits for a result that never comes
                 result = err
-        if get_world_size() > 1:
+        if world > 1:
             box = [result]
             broadcast_object_list(box, src=0)
             result = box[0]
@@ -161,32 +214,52 @@ class AcquisitionService:
         assert isinstance(result, AcquisitionResult)  # rank 0 always decides one or the other
         return result
 
-    def _score(self, model: Optional[nn.Module], pool: Any,
-               rows: List[int]) -> Tuple[Optional[Tensor], Dict[str, Tensor], Dict[int, str]]:
-        """Scores and selector inputs of ``rows`` (this rank's share, gathered on every rank)."""
+    def _score(self, model: Optional[nn.Module], pool: Any, rows: List[int]) -> Shard:
+        """Scores and selector inputs of this rank's share of ``rows`` (every ``world``-th row).
+
+        With a ``shard_dir``, the share is scored in pieces of :attr:`piece_size` rows, each saved
+        there when done (``rank<r>of<w>_<start>.pt``); a rerun loads the pieces it finds and scores
+        the rest, so an interrupted acquisition resumes where it was.
+        """
         rank, world = get_rank(), get_world_size()
-        mine = rows[rank::world]
+        mine, positions = rows[rank::world], list(range(rank, len(rows), world))
         adapter = build_adapter(model, self.requires, self.adapter_cfg)
-        loader = pool_loader(IndexSubset(pool, indices=mine), self.batch_size, self.num_workers)
+        pieces: List[Shard] = []
+        with tqdm(total=len(mine), desc='acquisition', unit='img', disable=not (self.progress and rank == 0),
+                  dynamic_ncols=True) as bar:
+            for start in range(0, len(mine), self.piece_size if self.shard_dir else max(len(mine), 1)):
+                end = min(start + (self.piece_size if self.shard_dir else len(mine)), len(mine))
+                path = osp.join(self.shard_dir, f'rank{rank}of{world}_{start:09d}.pt') if self.shard_dir else None
+                piece = load_piece(path, positions[start:end]) if path else None
+                if piece is None:
+                    piece = self._score_rows(adapter, pool, mine[start:end], positions[start:end], bar)
+                    if path:
+                        save_piece(piece, path)
+                else:
+                    bar.update(end - start)
+                pieces.append(piece)
+        return merge_pieces(pieces)
+
+    def _score_rows(self, adapter: Any, pool: Any, indices: List[int], positions: List[int], bar: Any) -> Shard:
+        """Read and score the pool images ``indices`` (rows ``positions``)."""
+        loader = pool_loader(IndexSubset(pool, indices=indices), self.batch_size, self.num_workers)
         shard = Shard()
         score_parts: List[Tensor] = []
         input_parts: List[Dict[str, Tensor]] = []
-        with tqdm(total=len(mine), desc='acquisition', unit='img', disable=not (self.progress and rank == 0),
-                  dynamic_ncols=True) as bar:
-            for batch in loader:
-                for pos, err in batch['failed']:
-                    shard.unreadable[mine[pos]] = err
-                if batch['data'] is not None:
-                    outputs = adapter(batch['data'])
-                    shard.indices += [mine[i] for i in batch['indices']]
-                    if self.scorer is not None:
-                        score_parts.append(self.scorer(outputs).detach().float().cpu())
-                    input_parts.append({k: v.detach().cpu() for k, v in self.selector.image_inputs(outputs).items()})
-                bar.update(len(batch['indices']) + len(batch['failed']))
+        for batch in loader:
+            for pos, err in batch['failed']:
+                shard.unreadable[indices[pos]] = err
+            if batch['data'] is not None:
+                outputs = adapter(batch['data'])
+                shard.indices += [indices[i] for i in batch['indices']]
+                shard.rows += [positions[i] for i in batch['indices']]
+                if self.scorer is not None:
+                    score_parts.append(self.scorer(outputs).detach().float().cpu())
+                input_parts.append({k: v.detach().cpu() for k, v in self.selector.image_inputs(outputs).items()})
+            bar.update(len(batch['indices']) + len(batch['failed']))
         shard.scores = torch.cat(score_parts) if score_parts else None
         shard.inputs = {k: torch.cat([p[k] for p in input_parts]) for k in (input_parts[0] if input_parts else {})}
-        shards: List[Shard] = all_gather_object(shard) if world > 1 else [shard]
-        return self._assemble(rows, shards)
+        return shard
 
     @staticmethod
     def _assemble(rows: List[int], shards: List[Shard]) -> Tuple[Optional[Tensor], Dict[str, Tensor],
@@ -208,21 +281,22 @@ class AcquisitionService:
                 inputs[key][at] = value
         return scores, inputs, unreadable
 
-    def _choose(self, rows: List[int], labeled: Tensor, scores: Optional[Tensor], inputs: Dict[str, Tensor],
-                budget: int, cost: Optional[Sequence[float]]) -> List[int]:
-        """The selector's picks (pool indices) among ``rows``: ``budget`` images, or, with ``cost``, as many
-        as fit a budget in those units.
+    def _choose(self, available: int, ordered: Callable[[int], List[int]], budget: int,
+                cost: Optional[Sequence[float]]) -> List[int]:
+        """The selector's picks (pool indices): ``budget`` images, or, with ``cost``, as many as fit a
+        budget in those units.
 
         A cost budget (boxes) takes the selector's picks in its order until the next one would exceed
         the budget; the first pick is always taken, so a cycle never buys nothing. Greedy selectors
         pick the same first images whatever the count (the selector is reset to its seed before each
         try), so asking for more when the budget is not spent yet only extends the order.
+
+        Args:
+            available: The unlabeled rows the selector may pick.
+            ordered: The selector's first ``count`` picks, as pool indices.
+            budget: Images, or units of ``cost``.
+            cost: The cost of each pool image, or None.
         """
-        available = int((~labeled).sum())
-
-        def ordered(count: int) -> List[int]:
-            return [rows[int(o)] for o in self.selector.select(count, scores, inputs, labeled)]
-
         if cost is None:
             return ordered(min(budget, available))
         count = min(max(1, int(budget)), available)
@@ -239,6 +313,42 @@ class AcquisitionService:
                 return taken
             count = min(2 * count, available)
 
+    @staticmethod
+    def _check_readable(pool: Any, candidates: List[int], unreadable: Dict[int, str]) -> None:
+        """Raise when not one candidate could be read."""
+        if all(c in unreadable for c in candidates):
+            first = candidates[0]
+            raise UserError(f'none of the {len(candidates)} candidate pool images could be read (e.g. '
+                            f'{pool.get_data_info(first).get("img_path", first)}: {unreadable[first]}); check '
+                            'the pool\'s image files and paths.')
+
+    def _select_sharded(self, pool: Any, candidates: List[int], rows: List[int], shard: Shard,
+                        unreadable: Dict[int, str], budget: int, cost: Optional[Sequence[float]]) -> AcquisitionResult:
+        """Every rank: select over the rows spread across ranks (``selector.select_sharded``); only the
+        unreadable images (``unreadable``, gathered) and the picks' scores are gathered."""
+        self._check_readable(pool, candidates, unreadable)
+        readable = torch.ones(len(rows), dtype=torch.bool)
+        bad = [r for r, index in enumerate(rows) if index in unreadable] if unreadable else []
+        readable[bad] = False
+        kept = readable.nonzero().squeeze(1)
+        ids = torch.tensor(shard.rows, dtype=torch.long)
+
+        def ordered(count: int) -> List[int]:
+            picked = self.selector.select_sharded(count, shard.scores, shard.inputs, ids >= len(candidates), ids, kept,
+                                                  kept >= len(candidates))
+            return [rows[int(r)] for r in picked]
+
+        picks = self._choose(int((kept < len(candidates)).sum()), ordered, budget, cost)
+        pick_scores = None
+        if shard.scores is not None:
+            chosen = set(picks)
+            known: Dict[int, float] = {}
+            for part in all_gather_object({i: float(v) for i, v in zip(shard.indices, shard.scores) if i in chosen}):
+                known.update(part)
+            pick_scores = [known[i] for i in picks]
+        return AcquisitionResult(picks=picks, scores=pick_scores, unreadable=dict(sorted(unreadable.items())),
+                                 num_candidates=len(candidates), acted_by=self.selector.acted_by())
+
     def _select(self, pool: Any, candidates: List[int], rows: List[int], scores: Optional[Tensor],
                 inputs: Dict[str, Tensor], unreadable: Dict[int, str], budget: int,
                 cost: Optional[Sequence[float]] = None) -> AcquisitionResult:
@@ -247,15 +357,17 @@ class AcquisitionService:
             scores = self.scorer({'num_images': len(candidates)}).float()
         labeled_rows = torch.arange(len(rows)) >= len(candidates)
         while True:
-            if all(c in unreadable for c in candidates):
-                first = candidates[0]
-                raise UserError(f'none of the {len(candidates)} candidate pool images could be read (e.g. '
-                                f'{pool.get_data_info(first).get("img_path", first)}: {unreadable[first]}); check '
-                                'the pool\'s image files and paths.')
+            self._check_readable(pool, candidates, unreadable)
             keep = torch.tensor([i not in unreadable for i in rows], dtype=torch.bool)
             kept = keep.nonzero().squeeze(1)
-            picks = self._choose([rows[int(k)] for k in kept], labeled_rows[kept], None if scores is None else
-                                 scores[kept], {k: v[kept] for k, v in inputs.items()}, budget, cost)
+            kept_rows, kept_labeled = [rows[int(k)] for k in kept], labeled_rows[kept]
+            kept_scores = None if scores is None else scores[kept]
+            kept_inputs = {k: v[kept] for k, v in inputs.items()}
+
+            def ordered(count: int) -> List[int]:
+                return [kept_rows[int(o)] for o in self.selector.select(count, kept_scores, kept_inputs, kept_labeled)]
+
+            picks = self._choose(int((~kept_labeled).sum()), ordered, budget, cost)
             if self.requires:
                 break
             newly = {i: err for i, err in ((i, read_error(pool, i)) for i in picks) if err is not None}

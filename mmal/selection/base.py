@@ -140,6 +140,29 @@ class Selector:
         """
         raise NotImplementedError
 
+    #: Whether :meth:`select_sharded` can select over rows spread across ranks without gathering them.
+    shardable: bool = False
+
+    def select_sharded(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor,
+                       ids: Tensor, kept: Tensor, kept_labeled: Tensor) -> Tensor:
+        """:meth:`select` over this rank's rows of a distributed run (:mod:`mmal.selection.sharded`),
+        returning exactly the picks :meth:`select` would return on all rows in one process.
+
+        Args:
+            budget: As :meth:`select` (every rank passes the same).
+            scores: ``[n]`` scores of this rank's rows.
+            inputs: ``{name: [n, ...]}`` of this rank's rows.
+            labeled: ``[n]`` bool, this rank's rows of labeled images.
+            ids: ``[n]`` int64 global row numbers of this rank's rows.
+            kept: ``[K]`` int64 global row numbers of every rank's rows, ascending (the rows
+                :meth:`select` would see, in its order).
+            kept_labeled: ``[K]`` bool, which of ``kept`` are labeled.
+
+        Returns:
+            ``[min(budget, unlabeled rows)]`` int64 global row numbers, the same on every rank.
+        """
+        raise NotImplementedError(f'{type(self).__name__} selects in one process.')
+
     def acted_by(self) -> str:
         """The name of the selector that made the last :meth:`select` (a composed selector names the
         component that acted), for the acquisition's record."""

@@ -10,6 +10,7 @@ from torch import Tensor
 from ..outputs import FEATURES
 from ..registry import SELECTORS
 from .base import FeatureSelector, matvec
+from .sharded import sharded_k_center
 
 
 def k_center_greedy(features: Tensor,
@@ -103,3 +104,10 @@ class KCenterGreedy(FeatureSelector):
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
         return k_center_greedy(inputs[FEATURES], labeled, budget, chunk_size=self.chunk_size)
+
+    shardable = True
+
+    def select_sharded(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor,
+                       ids: Tensor, kept: Tensor, kept_labeled: Tensor) -> Tensor:
+        budget = min(budget, int((~kept_labeled).sum()))
+        return sharded_k_center(inputs[FEATURES], ids, labeled, budget, chunk_size=self.chunk_size)

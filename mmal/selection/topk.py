@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ..registry import SELECTORS
 from .base import Selector, random_subset, ranking_key
+from .sharded import sharded_top_k
 
 
 def top_k(scores: Tensor, k: int) -> Tensor:
@@ -93,6 +94,19 @@ class TopK(Selector):
             return rows[top_k(scores[rows], budget)]
         shuffled = rows[torch.randperm(rows.numel(), generator=self.generator)]
         return shuffled[top_k(scores[shuffled], budget)]
+
+    shardable = True
+
+    def select_sharded(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor,
+                       ids: Tensor, kept: Tensor, kept_labeled: Tensor) -> Tensor:
+        scores = self.scores_of(scores)
+        unlabeled = kept[~kept_labeled]  # the rows select() sees, in its order
+        order = unlabeled if self.tie_break == 'index' else \
+            unlabeled[torch.randperm(unlabeled.numel(), generator=self.generator)]
+        position = torch.full((int(kept.max()) + 1 if kept.numel() else 0, ), -1, dtype=torch.long)
+        position[order] = torch.arange(order.numel())
+        mine = ~labeled
+        return sharded_top_k(ranking_key(scores[mine]), position[ids[mine]], ids[mine], budget)
 
 
 @SELECTORS.register_module()

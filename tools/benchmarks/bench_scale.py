@@ -1,0 +1,165 @@
+"""Selection at pool scale: every figure measured in this one run.
+
+    python tools/benchmarks/bench_scale.py [--sizes 50000 200000 1000000] [--selectors ...]
+                                           [--limit-s 900] [--limit-gib 4]
+
+Synthetic clustered features (D=256) and scores for N pool images, 1 % of them labeled, a budget
+of 1 % of N. Each (selector, N) runs in its own process under a time and a memory limit (a run
+that exceeds one is reported as such, not waited for): wall time and peak resident memory of the
+whole process (inputs included). For k-center the run's memory-bandwidth bound is measured in the
+same process (one read of the features per labeled chunk and per pick, at the bandwidth a read of
+them reaches there) and the ratio printed. Finally top-k and k-center run sharded over two gloo
+processes (each holding half of the rows) against one process, at the largest N that ran.
+Targets on the 2-core machine: every selector at 1M under 15 minutes and 4 GiB; k-center within
+1.5x its bound; memory linear in N. The last line is a JSON object with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', '..'))
+
+DIM = 256
+SELECTORS = ('TopK', 'KCenterGreedy', 'BADGE', 'TypiClust', 'ProbCover')
+
+
+def data(n: int, seed: int = 0):
+    """Clustered features, scores and a labeled mask of 1 % of ``n``."""
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.randn(64, DIM, generator=gen) * 3
+    features = centres[torch.randint(0, 64, (n, ), generator=gen)]
+    features += torch.randn(n, DIM, generator=gen)
+    scores = torch.rand(n, generator=gen)
+    labeled = torch.zeros(n, dtype=torch.bool)
+    labeled[torch.randperm(n, generator=gen)[:max(1, n // 100)]] = True
+    return features, scores, labeled
+
+
+def one(selector: str, n: int) -> dict:
+    """Child process: time and peak memory of one selection (and, for k-center, its bound)."""
+    import torch
+    from bench_selection import read_bandwidth
+
+    from mmal.outputs import FEATURES, LAST_LAYER_INPUT, NUM_IMAGES, PROBS
+    from mmal.registry import SELECTORS as REGISTRY
+    features, scores, labeled = data(n)
+    budget = max(1, n // 100)
+    probs = torch.randn(n, 21, generator=torch.Generator().manual_seed(1)).softmax(1)  # (BADGE: 20 classes + bg)
+    chosen = REGISTRY.build(dict(type=selector, seed=0))
+    inputs = chosen.image_inputs({FEATURES: features, PROBS: probs, LAST_LAYER_INPUT: features, NUM_IMAGES: n})
+    del probs
+    start = time.perf_counter()
+    picks = chosen.select(budget, scores if chosen.uses_scores else None, inputs, labeled)
+    seconds = time.perf_counter() - start
+    out = dict(selector=selector, n=n, seconds=round(seconds, 2), picks=len(picks),
+               peak_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 3))
+    if selector == 'KCenterGreedy':
+        chunks = -(-int(labeled.sum()) // 256)
+        bound = (chunks + budget) * features.numel() * 4 / read_bandwidth(features, repeats=5)
+        out.update(bound_seconds=round(bound, 2), ratio_to_bound=round(seconds / bound, 2))
+    return out
+
+
+def _sharded_worker(rank: int, world: int, n: int, rendezvous: str, out: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from mmal.outputs import FEATURES
+    from mmal.selection import KCenterGreedy, TopK
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'file://{rendezvous}', rank=rank, world_size=world)
+    features, scores, labeled = data(n)
+    budget, kept = n // 100, torch.arange(n)
+    times = {}
+    for name, selector, inputs in (('TopK', TopK(seed=0), {}), ('KCenterGreedy', KCenterGreedy(seed=0),
+                                                               {FEATURES: features[rank::world].contiguous()})):
+        dist.barrier()
+        start = time.perf_counter()
+        selector.select_sharded(budget, scores[rank::world], inputs, labeled[rank::world], kept[rank::world], kept,
+                                labeled)
+        times[name] = time.perf_counter() - start
+    if rank == 0:
+        with open(out, 'w') as f:
+            json.dump(times, f)
+    dist.destroy_process_group()
+
+
+def sharded(n: int) -> dict:
+    """Two gloo processes of one thread each, against one process of two threads (same rows)."""
+    import tempfile
+
+    import torch.multiprocessing as mp
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_sharded_worker, args=(2, n, os.path.join(tmp, 'rdv'), os.path.join(tmp, 'out')), nprocs=2)
+        with open(os.path.join(tmp, 'out')) as f:
+            return json.load(f)
+
+
+def run_child(args: list, limit_s: float, limit_gib: float) -> dict:
+    def limits():
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit_gib * 2 ** 30) * 2, ) * 2)  # (virtual: allocator slack)
+
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, timeout=limit_s,
+                              preexec_fn=limits)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'over the {limit_s:.0f} s limit')
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ['?'])[-1]
+        return dict(error=f'failed after {time.perf_counter() - start:.0f} s: {last[:200]}')
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[50_000, 200_000, 1_000_000])
+    parser.add_argument('--selectors', nargs='+', default=list(SELECTORS))
+    parser.add_argument('--limit-s', type=float, default=900.0, help='time limit of one selection')
+    parser.add_argument('--limit-gib', type=float, default=4.0, help='memory target of one selection')
+    parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument('--sharded', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(one(args.child[0], int(args.child[1]))))
+        return
+    if args.sharded:
+        print(json.dumps(sharded(args.sharded)))
+        return
+    figures: dict = dict(runs=[])
+    for n in args.sizes:
+        for selector in args.selectors:
+            result = run_child(['--child', selector, str(n)], args.limit_s, args.limit_gib)
+            result.update(selector=selector, n=n)
+            figures['runs'].append(result)
+            if 'error' in result:
+                print(f'{selector:14s} N={n:>9,}: {result["error"]}', flush=True)
+                continue
+            over = '' if result['seconds'] <= 900 and result['peak_gib'] <= args.limit_gib else '  (misses the target)'
+            bound = (f', bound {result["bound_seconds"]:.1f} s ({result["ratio_to_bound"]:.2f}x)'
+                     if 'bound_seconds' in result else '')
+            print(f'{selector:14s} N={n:>9,}: {result["seconds"]:8.1f} s, peak {result["peak_gib"]:.2f} GiB'
+                  f'{bound}{over}', flush=True)
+    ran = [r for r in figures['runs'] if 'error' not in r and r['selector'] in ('TopK', 'KCenterGreedy')]
+    if ran:
+        n = max(r['n'] for r in ran)
+        two = run_child(['--sharded', str(n)], args.limit_s * 2, args.limit_gib * 2)
+        for name in ('TopK', 'KCenterGreedy'):
+            alone = next((r['seconds'] for r in ran if r['selector'] == name and r['n'] == n), None)
+            if alone is not None and name in two:
+                print(f'{name} N={n:,} sharded over 2 processes: {two[name]:.1f} s against {alone:.1f} s in one '
+                      f'({alone / two[name]:.2f}x)', flush=True)
+        figures['sharded'] = dict(n=n, **two)
+    print(json.dumps(figures))
+
+
+if __name__ == '__main__':
+    main()
