@@ -80,6 +80,16 @@ def test_trusting_a_checkpoint_is_explicit(trained, tmp_path, capsys):
     assert al_select.main([str(a) for a in argv] + ['--trust-checkpoint']) == 0 and out.is_file()
 
 
+def _cifar_config(tmp_path):
+    """The toy CIFAR demo config on the toy CIFAR under ``tmp_path / 'cifar'``."""
+    config = tmp_path / 'cls.py'
+    config.write_text(f"_base_ = {osp.join(REPO, 'configs', 'demo', 'resnet_toycifar_al.py')!r}\n"
+                      f"data_root = {str(tmp_path / 'cifar')!r}\n"
+                      "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
+                      "test_dataloader = dict(dataset=dict(data_root=data_root))\n")
+    return config
+
+
 def test_a_crafted_cifar_batch_is_refused_and_runs_nothing(tmp_path, capsys):
     write_toy_cifar(str(tmp_path / 'cifar'), train_per_class=5, test_per_class=2)
     batch = tmp_path / 'cifar' / 'cifar-10-batches-py' / 'data_batch_1'
@@ -87,11 +97,7 @@ def test_a_crafted_cifar_batch_is_refused_and_runs_nothing(tmp_path, capsys):
         pickle.dump({b'data': np.zeros((10, 3072), np.uint8), b'labels': [0] * 10, b'x': Payload()}, f, protocol=2)
     if osp.exists(MARKER):
         os.unlink(MARKER)
-    config = tmp_path / 'cls.py'
-    config.write_text(f"_base_ = {osp.join(REPO, 'configs', 'demo', 'resnet_toycifar_al.py')!r}\n"
-                      f"data_root = {str(tmp_path / 'cifar')!r}\n"
-                      "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
-                      "test_dataloader = dict(dataset=dict(data_root=data_root))\n")
+    config = _cifar_config(tmp_path)
     err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w'], capsys)
     assert f'{batch} is not a CIFAR batch of arrays (posix.system is not allowed)' in err
     assert not osp.exists(MARKER) and not (tmp_path / 'w').exists()
@@ -590,11 +596,7 @@ def test_a_cifar_batch_of_the_wrong_shape_names_the_field(tmp_path, capsys, batc
     path = tmp_path / 'cifar' / 'cifar-10-batches-py' / 'data_batch_1'
     with open(path, 'wb') as f:
         pickle.dump(batch, f, protocol=2)
-    config = tmp_path / 'cls.py'
-    config.write_text(f"_base_ = {osp.join(REPO, 'configs', 'demo', 'resnet_toycifar_al.py')!r}\n"
-                      f"data_root = {str(tmp_path / 'cifar')!r}\n"
-                      "train_dataloader = dict(dataset=dict(data_root=data_root))\n"
-                      "test_dataloader = dict(dataset=dict(data_root=data_root))\n")
+    config = _cifar_config(tmp_path)
     err = fails(al_train_tool, [config, '--work-dir', tmp_path / 'w'], capsys)
     assert f'{path} is not a CIFAR10 batch: it has {message}' in err and not (tmp_path / 'w').exists()
 
