@@ -103,6 +103,22 @@ def sharded(n: int) -> dict:
             return json.load(f)
 
 
+def matvec_check(n: int = 200_000) -> dict:
+    """The per-pick product of the greedy selectors, ``torch.mv`` against the product with a two-row
+    matrix, and a plain read of the same features (ms, best of 10)."""
+    import torch
+    from bench_selection import best_time
+    x = torch.randn(n, DIM)
+    v = x[0].clone()
+    pair = torch.zeros(2, DIM)
+    pair[0] = v
+    out = dict(read_ms=best_time(lambda: x.sum(), 10) * 1e3, mv_ms=best_time(lambda: torch.mv(x, v), 10) * 1e3,
+               two_row_ms=best_time(lambda: (x @ pair.T)[:, 0], 10) * 1e3)
+    print(f'x @ v on {n:,} x {DIM}: torch.mv {out["mv_ms"]:.1f} ms, two-row product {out["two_row_ms"]:.1f} ms, '
+          f'a plain read {out["read_ms"]:.1f} ms', flush=True)
+    return out
+
+
 def run_child(args: list, limit_s: float, limit_gib: float) -> dict:
     def limits():
         resource.setrlimit(resource.RLIMIT_AS, (int(limit_gib * 2 ** 30) * 2, ) * 2)  # (virtual: allocator slack)
@@ -134,7 +150,7 @@ def main() -> None:
     if args.sharded:
         print(json.dumps(sharded(args.sharded)))
         return
-    figures: dict = dict(runs=[])
+    figures: dict = dict(runs=[], matvec=matvec_check())
     for n in args.sizes:
         for selector in args.selectors:
             result = run_child(['--child', selector, str(n)], args.limit_s, args.limit_gib)
