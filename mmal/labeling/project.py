@@ -20,7 +20,6 @@ file is written atomically; ``project.json`` is written last, so an interrupted 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import os.path as osp
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from ..errors import UserError
 from ..fileio import IMAGE_EXTENSIONS, atomic_write_json, atomic_write_text, check_output_folder, list_images
 from ..records import Selection
 from ..schema import coco_images as listed_images
+from ..schema import read_json
 from .formats import (
     BatchImage,
     Box,
@@ -69,16 +69,6 @@ class ProjectState:
     version: int = 1
 
 
-def _read_json(path: str, what: str) -> Any:
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise UserError(f'{path} does not exist; {what}') from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f'{path} cannot be read ({type(err).__name__}: {err}); {what}') from None
-
-
 def image_size(path: str) -> tuple:
     """``(width, height)`` of an image file, from its header.
 
@@ -105,14 +95,14 @@ class LabelingProject:
     def __init__(self, root: str) -> None:
         self.root = root
         path = osp.join(root, PROJECT_FILE)
-        obj = _read_json(path, 'start a project there with `al_project.py init`.')
+        obj = read_json(path, 'start a project there with `al_project.py init`.')
         try:
             self.state = ProjectState(**obj)
         except TypeError as err:
             raise UserError(f'{path} is not an mmal project file ({err}); restore it or start a new project.') from None
         if self.state.step not in STEPS:
             raise UserError(f'{path}: step {self.state.step!r} is not one of {STEPS}; restore the file.')
-        self.pool: List[Dict[str, Any]] = _read_json(osp.join(root, 'pool.json'), 'the project is damaged.')['images']
+        self.pool: List[Dict[str, Any]] = read_json(osp.join(root, 'pool.json'), 'the project is damaged.')['images']
 
     # -- files ------------------------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
@@ -127,7 +117,7 @@ class LabelingProject:
 
     def labeled(self) -> Dict[str, Any]:
         """The labeled set (COCO)."""
-        return _read_json(self.path('labeled.json'), 'the project is damaged.')
+        return read_json(self.path('labeled.json'), 'the project is damaged.')
 
     def image_file(self, image: Dict[str, Any]) -> str:
         return osp.join(self.state.image_root, image['file_name'])
@@ -191,7 +181,7 @@ class LabelingProject:
 
     def read_returned(self, path: str, skipped_to_pool: bool) -> tuple:
         """The labels in a file that came back (Label Studio JSON or COCO), checked against the batch out."""
-        obj = _read_json(path, 'pass the file the labeling tool exported.')
+        obj = read_json(path, 'pass the file the labeling tool exported.')
         out = set(self.state.out)
         batch = [b for b in self.batch(self.selection()) if b.id in out]
         reader = read_labelstudio if isinstance(obj, list) else read_coco
@@ -200,7 +190,7 @@ class LabelingProject:
     def selection(self) -> Selection:
         """The batch the current cycle selected (``cycle_<k>/selected.json``)."""
         path = self.cycle_path('selected.json')
-        return Selection.from_json(_read_json(path, 'the project is damaged.'), path)
+        return Selection.from_json(read_json(path, 'the project is damaged.'), path)
 
     def snapshot_labeled(self) -> str:
         """Keep the labeled set the current cycle starts from (``cycle_<k>/labeled.json``, written
@@ -213,7 +203,7 @@ class LabelingProject:
     def merge(self, labeled_images: List[Labeled]) -> Dict[str, Any]:
         """The labeled set with ``labeled_images`` added (recorded with this cycle), built from the
         version the cycle started from, so that redoing an interrupted import adds nothing twice."""
-        merged = copy.deepcopy(_read_json(self.cycle_path('labeled.json'), 'the project is damaged.'))
+        merged = copy.deepcopy(read_json(self.cycle_path('labeled.json'), 'the project is damaged.'))
         add_labels(merged, labeled_images, self.pool, self.state.cycle)
         return merged
 
@@ -256,7 +246,7 @@ def create_project(root: str, images: str, config: str, classes: Optional[Sequen
     elif osp.isfile(images):
         image_root = osp.dirname(osp.abspath(images))
         fix = 'pass a folder of images or a COCO json.'
-        listed = listed_images(_read_json(images, fix), images, fix)
+        listed = listed_images(read_json(images, fix), images, fix)
         pool = []
         for n, im in enumerate(listed):
             width, height = (im['width'], im['height']) if im.get('width') and im.get('height') else \
@@ -266,7 +256,7 @@ def create_project(root: str, images: str, config: str, classes: Optional[Sequen
         raise UserError(f'{images} does not exist; pass a folder of images or a COCO json listing them.')
     if not pool:
         raise UserError(f'{images} holds no images ({", ".join(IMAGE_EXTENSIONS)}); point it at your images.')
-    seed = _read_json(seed_labels, 'pass a COCO json of labeled images.') if seed_labels else None
+    seed = read_json(seed_labels, 'pass a COCO json of labeled images.') if seed_labels else None
     names = list(classes or [])
     if not names and seed:
         names = [c['name'] for c in sorted(seed.get('categories', []), key=lambda c: c['id'])]

@@ -86,8 +86,6 @@ def sharded_k_center(features: Tensor, ids: Tensor, labeled: Tensor, budget: int
             block += (chunk * chunk).sum(1)[None, :]
             torch.minimum(min_dist, block.amin(1), out=min_dist)
     min_dist[labeled] = -torch.inf
-    if n == 0:
-        min_dist = min_dist.new_empty(0)
     num_labeled = torch.tensor([int(labeled.sum())])
     if _world() > 1:
         dist.all_reduce(num_labeled)
@@ -96,7 +94,7 @@ def sharded_k_center(features: Tensor, ids: Tensor, labeled: Tensor, budget: int
         if _world() > 1:
             dist.all_reduce(total)
         mean = (total[:dim] / total[dim]).float()
-        first_key: Optional[Tensor] = sq_norms - 2 * matvec(features, mean) if n else sq_norms
+        first_key: Optional[Tensor] = sq_norms - 2 * matvec(features, mean)
     else:
         first_key = None
     picks = torch.empty(budget, dtype=torch.long)
@@ -109,7 +107,7 @@ def sharded_k_center(features: Tensor, ids: Tensor, labeled: Tensor, budget: int
         mine = (ids == winner).nonzero().squeeze(1)
         if len(mine):
             min_dist[mine] = -torch.inf
-        dist_to = matvec(features, centre).mul_(-2) if n else sq_norms.clone()
+        dist_to = matvec(features, centre).mul_(-2)
         dist_to += sq_norms
         dist_to += (centre * centre).sum()
         torch.minimum(min_dist, dist_to, out=min_dist)
