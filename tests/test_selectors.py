@@ -8,7 +8,7 @@ import torch
 
 from mmal.registry import SELECTORS
 from mmal.scoring import functional as F
-from mmal.selection import badge, batchbald, kmeans, probcover, typiclust
+from mmal.selection import badge, batchbald, kmeans, neighbours, probcover, typiclust
 from mmal.selection.power import log_weights
 
 
@@ -139,7 +139,7 @@ def test_kmeans_recovers_separated_blobs():
 # -- ProbCover -------------------------------------------------------------------------------------
 def test_ball_graph_equals_brute_force():
     x = torch.randn(30, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    indptr, indices = probcover.ball_graph(x, 1.2, chunk=7)
+    indptr, indices = neighbours.radius_graph(x, 1.2, chunk=7)
     for i in range(30):
         want = [j for j in range(30) if float(((x[i] - x[j]) ** 2).sum()) < 1.2 ** 2]
         assert indices[indptr[i]:indptr[i + 1]].tolist() == want
@@ -164,7 +164,7 @@ def test_greedy_cover_equals_the_authors_algorithm():
     x = torch.randn(60, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     labeled = torch.zeros(60, dtype=torch.bool)
     labeled[[3, 17]] = True
-    indptr, indices = probcover.ball_graph(x, 0.6)
+    indptr, indices = neighbours.radius_graph(x, 0.6)
     balls = [set(indices[indptr[i]:indptr[i + 1]].tolist()) for i in range(60)]
     want = reference_probcover(balls, labeled.tolist(), 60)
     got = probcover.greedy_cover(indptr, indices, labeled, 58, torch.Generator().manual_seed(0)).tolist()

@@ -1,7 +1,10 @@
 # Active learning added to a model family mmal knows nothing special about: mmdet's own RetinaNet
 # (sigmoid classification head) on the toy VOC set, plus one custom hook. Nothing of mmdet's model
 # config is copied or edited: ResNet-18 as mmdet's retinanet_r18 config sets it, random init
-# (offline), 5 classes.
+# (offline), 5 classes. It trains on the first 100 images of the toy trainval list (the labeled
+# part) and selects 50 of the others for labeling, under plain mmdet:
+#     python tools/train.py configs/examples/retinanet_r18_toyvoc_al.py   (mmdet's own train.py too)
+# writes work_dirs/retinanet_r18_toyvoc_al/acquisition.json.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py', 'mmdet::_base_/default_runtime.py',
     '../_base_/toyvoc_detection.py'
@@ -12,6 +15,8 @@ model = dict(
     backbone=dict(depth=18, init_cfg=None),
     neck=dict(in_channels=[64, 128, 256, 512]),
     bbox_head=dict(num_classes=5))
+
+train_dataloader = dict(dataset=dict(indices=100))  # the labeled part of the list; the rest is the pool
 
 custom_hooks = [
     dict(type='ActiveLearningHook',

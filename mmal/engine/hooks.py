@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .. import interrupt
 from ..datasets.image_pool import ImagePoolDataset
-from ..errors import UserError
+from ..errors import UserError, report_uncaught_user_errors
 from ..fileio import atomic_write_json
 from .acquisition import AcquisitionService, selection_record
 from .method import build_method
@@ -95,6 +95,7 @@ class ActiveLearningHook(Hook):
                  progress: bool = True,
                  seed: int = 0,
                  img_dir: Optional[str] = None) -> None:
+        report_uncaught_user_errors()  # a refusal is one sentence under any training script
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise UserError(f'ActiveLearningHook: budget must be a positive number of images, got {budget!r}.')
         self.pool, self.budget, self.out_file, self.img_dir = pool, budget, out_file, img_dir
@@ -118,6 +119,11 @@ class ActiveLearningHook(Hook):
                     'says otherwise)' if isinstance(self.pool, str) and self.pool.endswith('.json') else '')
             raise UserError(f'ActiveLearningHook: {len(missing)} of {len(listed)} pool images do not exist, e.g. '
                             f'{missing[0]}{hint}; fix the pool or its image folder.')
+        train = set(training_images(runner))
+        if all(osp.realpath(d['img_path']) in train for d in listed.data_list):
+            raise UserError(f'ActiveLearningHook: all {len(listed)} pool images are in the training set, so there is '
+                            'nothing to select; point pool at the images that are not labeled yet (or train on a '
+                            'part of the list, e.g. the training dataset\'s indices=N).')
 
     def _scoring_set(self, runner) -> Tuple[ImagePoolDataset, List[int], List[int], int]:
         """The pool (plus, for coverage selectors, the training images not in it), its candidates and

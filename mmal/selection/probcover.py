@@ -11,10 +11,18 @@ of the balls are pure with respect to a k-means clustering of the features (``nu
 clusters). A ball around ``x`` is pure exactly when δ does not exceed the distance from ``x`` to
 the nearest point of another cluster, so that δ is the ``1 - purity`` quantile of those distances,
 taken over a random sample of ``sample_size`` points.
+
+The graph holds every pair of images closer than δ, so at a fixed δ its size grows with the square
+of the pool. Before it is built, its edge count is estimated from a sample of balls: a graph of
+more than ``max_edges`` edges is refused with the fix (``subset_size``, a smaller δ) instead of
+running out of memory. It is built exactly, or on a faiss index (:mod:`~mmal.selection.neighbours`;
+``search='auto'``: from 20,000 images on, when the balls are small, at most ``sqrt(N)`` images on
+average: then the N² distances are the cost, which faiss avoids).
 """
 from __future__ import annotations
 
-from typing import List, Mapping, Optional, Tuple
+import math
+from typing import List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -22,39 +30,11 @@ from torch import Tensor
 from ..registry import SELECTORS
 from .base import FeatureSelector
 from .kmeans import kmeans
-
-
-def ball_graph(x: Tensor, delta: float, chunk: int = 1024) -> Tuple[Tensor, Tensor]:
-    """The δ-ball graph in CSR form: row ``i`` lists every ``j`` with ``|x_i - x_j| < delta``.
-
-    Args:
-        x: ``[N, D]`` points.
-        delta: Ball radius.
-        chunk: Rows per distance block (a ``[chunk, N]`` block is the largest temporary).
-
-    Returns:
-        ``(indptr [N + 1] int64, indices [E] int32)``; the graph is symmetric and holds every
-        self-loop.
-    """
-    sq = (x * x).sum(1)
-    threshold = delta * delta
-    counts, columns = [], []
-    for start in range(0, x.shape[0], chunk):
-        d = torch.addmm(sq[None, :], x[start:start + chunk], x.T, alpha=-2)
-        d += sq[start:start + chunk, None]
-        in_chunk = torch.arange(d.shape[0], device=x.device)
-        d[in_chunk, in_chunk + start] = -1  # a point is in its own ball, whatever the rounding
-        inside = d < threshold
-        del d
-        counts.append(inside.sum(1))
-        columns.append(inside.nonzero()[:, 1].to(torch.int32))  # row-major: each row's columns in order
-    indptr = torch.zeros(x.shape[0] + 1, dtype=torch.long, device=x.device)
-    indptr[1:] = torch.cat(counts).cumsum(0)
-    return indptr, torch.cat(columns)
+from .neighbours import block_rows, check_search, estimate_edges, radius_graph, uses_faiss
 
 
 def estimate_delta(x: Tensor, num_classes: int, purity: float, sample_size: int,
-                   generator: Optional[torch.Generator] = None, chunk: int = 512) -> float:
+                   generator: Optional[torch.Generator] = None, chunk: Optional[int] = None) -> float:
     """The largest radius for which at least ``purity`` of the sampled balls are pure.
 
     Args:
@@ -63,11 +43,12 @@ def estimate_delta(x: Tensor, num_classes: int, purity: float, sample_size: int,
         purity: Required fraction of pure balls.
         sample_size: Ball centers sampled to estimate the fraction.
         generator: Seeded CPU generator.
-        chunk: Rows per distance block.
+        chunk: Rows per distance block (None: a block of at most 2**26 distances).
 
     Returns:
         δ (positive).
     """
+    chunk = chunk or block_rows(x.shape[0])
     assign, _ = kmeans(x, num_classes, generator)
     sample = torch.randperm(x.shape[0], generator=generator)[:sample_size].to(x.device)
     sq = (x * x).sum(1)
@@ -93,11 +74,17 @@ class ProbCover(FeatureSelector):
         num_classes: k-means clusters standing in for the classes in the purity estimate.
         sample_size: Ball centers sampled for the purity estimate.
         normalize: L2-normalise the features first.
+        search: How the δ-balls are found: ``'auto'`` (faiss from 20,000 images on for small balls,
+            when installed), ``'exact'`` or ``'faiss'`` (:mod:`~mmal.selection.neighbours`).
+        nprobe: Cells of the faiss index scanned per ball.
+        max_edges: The largest graph built (4 bytes an edge once built, about 16 while it is built on
+            faiss).
         **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
     """
 
     def __init__(self, delta: Optional[float] = None, purity: float = 0.95, num_classes: int = 10,
-                 sample_size: int = 2000, normalize: bool = True, **kwargs) -> None:
+                 sample_size: int = 2000, normalize: bool = True, search: str = 'auto', nprobe: int = 32,
+                 max_edges: int = 200_000_000, **kwargs) -> None:
         super().__init__(normalize=normalize, **kwargs)
         if delta is not None and not delta > 0:
             raise ValueError(f'delta must be positive or None, got {delta!r}.')
@@ -105,6 +92,7 @@ class ProbCover(FeatureSelector):
             raise ValueError(f'purity must lie in (0, 1), got {purity!r}.')
         self.delta, self.purity, self.num_classes = delta, purity, num_classes
         self.sample_size = sample_size
+        self.search, self.nprobe, self.max_edges = check_search(search), nprobe, max_edges
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
         x = self.features(inputs)
@@ -112,7 +100,18 @@ class ProbCover(FeatureSelector):
         if delta is None:
             delta = estimate_delta(x, self.num_classes, self.purity, self.sample_size, self.generator)
         self.last_delta = delta
-        indptr, indices = ball_graph(x, delta)
+        edges = estimate_edges(x, delta, generator=self.generator)
+        if edges > self.max_edges:
+            fits = int(x.shape[0] * math.sqrt(self.max_edges / edges) * 0.9)
+            raise ValueError(
+                f'ProbCover\'s graph at delta={delta:.4g} would hold about {edges:.3g} edges for {x.shape[0]:,} '
+                f'images, more than max_edges={self.max_edges:,}: select from a random part of the pool '
+                f'(selection subset_size={fits:,} or fewer), give a smaller delta, or raise max_edges.')
+        search = self.search
+        if search == 'auto':  # faiss for a sparse graph only: a dense one costs its edges, which faiss does not
+            # reduce (and its symmetric union takes 4x the memory); a sparse one costs the N² distances, which it avoids
+            search = 'faiss' if uses_faiss('auto', x.shape[0]) and edges <= x.shape[0] ** 1.5 else 'exact'
+        indptr, indices = radius_graph(x, delta, search, self.nprobe, self.seed or 0)
         return greedy_cover(indptr, indices, labeled, min(budget, int((~labeled).sum())), self.generator)
 
 

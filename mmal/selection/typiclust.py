@@ -6,7 +6,10 @@ As the authors' code: the (L2-normalised) features of the whole pool are cluster
 are dropped; the others are visited in order of fewest labeled images, then largest size, cycling
 when the budget exceeds their number. From each visited cluster the unlabeled image of highest
 typicality is picked: the inverse mean squared distance to its ``k`` nearest unlabeled
-neighbours in the cluster, ``k = min(k_nn, cluster size // 2)``.
+neighbours in the cluster, ``k = min(k_nn, cluster size // 2)``. A cluster of 20,000 images or more
+finds those neighbours on a faiss index when faiss is installed (``search``;
+:mod:`~mmal.selection.neighbours`): with few clusters of a large pool, exact neighbours cost the
+square of a cluster's size at every visit.
 """
 from __future__ import annotations
 
@@ -18,15 +21,20 @@ from torch import Tensor
 from ..registry import SELECTORS
 from .base import FeatureSelector
 from .kmeans import kmeans
+from .neighbours import check_search, knn_sq_distances
 
 
-def typicality(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
+def typicality(x: Tensor, k: int, search: str = 'exact', nprobe: int = 32, seed: int = 0,
+               chunk: int = 2048) -> Tensor:
     """``1 / (mean squared distance to the k nearest other points + 1e-5)`` of each row of ``x``.
 
     Args:
         x: ``[n, D]`` points.
         k: Neighbours (at least 1; clipped to ``n - 1``).
-        chunk: Rows per distance block.
+        search: ``'auto'``, ``'exact'`` or ``'faiss'`` (:func:`~mmal.selection.neighbours.knn_sq_distances`).
+        nprobe: Cells of the faiss index scanned per point.
+        seed: Seed of the faiss index.
+        chunk: Rows per exact distance block.
 
     Returns:
         ``[n]`` typicalities; a single point gets 1e5.
@@ -35,17 +43,7 @@ def typicality(x: Tensor, k: int, chunk: int = 2048) -> Tensor:
     k = min(max(k, 1), n - 1)
     if k == 0:
         return torch.full((n, ), 1e5, dtype=x.dtype, device=x.device)
-    sq = (x * x).sum(1)
-    out = torch.empty(n, dtype=x.dtype, device=x.device)
-    for start in range(0, n, chunk):
-        d = torch.addmm(sq[None, :], x[start:start + chunk], x.T, alpha=-2)
-        d += sq[start:start + chunk, None]
-        d.clamp_min_(0)
-        rows = torch.arange(d.shape[0], device=x.device)
-        d[rows, rows + start] = torch.inf  # not its own neighbour
-        nearest = d.topk(k, dim=1, largest=False).values
-        out[start:start + chunk] = 1 / (nearest.mean(1) + 1e-5)
-    return out
+    return 1 / (knn_sq_distances(x, k, search, nprobe, seed, chunk).mean(1) + 1e-5)
 
 
 @SELECTORS.register_module()
@@ -58,14 +56,17 @@ class TypiClust(FeatureSelector):
         k_nn: Neighbours of the typicality (20).
         normalize: L2-normalise the features first (the authors' self-supervised embeddings are).
         max_iters: Lloyd iterations of the k-means.
+        search: How the neighbours are found: ``'auto'`` (faiss for clusters of 20,000 images or
+            more, when installed), ``'exact'`` or ``'faiss'``.
+        nprobe: Cells of the faiss index scanned per image.
         **kwargs: ``subset_size`` and ``seed`` of :class:`~mmal.selection.base.Selector`.
     """
 
     def __init__(self, max_clusters: int = 500, min_cluster_size: int = 5, k_nn: int = 20, normalize: bool = True,
-                 max_iters: int = 30, **kwargs) -> None:
+                 max_iters: int = 30, search: str = 'auto', nprobe: int = 32, **kwargs) -> None:
         super().__init__(normalize=normalize, **kwargs)
         self.max_clusters, self.min_cluster_size, self.k_nn = max_clusters, min_cluster_size, k_nn
-        self.max_iters = max_iters
+        self.max_iters, self.search, self.nprobe = max_iters, check_search(search), nprobe
 
     def select(self, budget: int, scores: Optional[Tensor], inputs: Mapping[str, Tensor], labeled: Tensor) -> Tensor:
         x = self.features(inputs)
@@ -91,7 +92,8 @@ class TypiClust(FeatureSelector):
                 if not bool(available[(assign[None, :] == clusters[:, None]).any(0)].any()):
                     clusters = sizes.nonzero().squeeze(1)  # the visited ones are exhausted: all clusters
                 continue
-            best = members[typicality(x[members], min(self.k_nn, members.numel() // 2)).argmax()]
+            best = members[typicality(x[members], min(self.k_nn, members.numel() // 2), self.search, self.nprobe,
+                                          self.seed or 0).argmax()]
             picks.append(int(best))
             available[best] = False
         return torch.tensor(picks, dtype=torch.long, device=labeled.device)

@@ -8,8 +8,11 @@ of 1 % of N. Each (selector, N) runs in its own process under a time and a memor
 that exceeds one is reported as such, not waited for): wall time and peak resident memory of the
 whole process (inputs included). For k-center the run's memory-bandwidth bound is measured in the
 same process (one read of the features per labeled chunk and per pick, at the bandwidth a read of
-them reaches there) and the ratio printed. Finally top-k and k-center run sharded over two gloo
-processes (each holding half of the rows) against one process, at the largest N that ran.
+them reaches there) and the ratio printed. At 50k rows, faiss's neighbourhoods (TypiClust's
+k-NN, ProbCover's δ-graph) are compared with the exact ones: recall and time. Finally top-k and
+k-center run sharded over two gloo processes (each holding half of the rows) against one process,
+at the largest N that ran. A selector named ``Name:subset_size=K`` sees the labeled rows and K
+unlabeled ones, as a cycle with that ``subset_size`` would.
 Targets on the 2-core machine: every selector at 1M under 15 minutes and 4 GiB; k-center within
 1.5x its bound; memory linear in N. The last line is a JSON object with the figures.
 """
@@ -27,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..'))
 
 DIM = 256
-SELECTORS = ('TopK', 'KCenterGreedy', 'BADGE', 'TypiClust', 'ProbCover')
+SELECTORS = ('TopK', 'KCenterGreedy', 'BADGE', 'TypiClust', 'ProbCover', 'ProbCover:subset_size=50000')
 
 
 def data(n: int, seed: int = 0):
@@ -43,18 +46,31 @@ def data(n: int, seed: int = 0):
     return features, scores, labeled
 
 
+def build(spec: str):
+    """A selector from ``Name`` or ``Name:key=value,...`` (integer values)."""
+    from mmal.registry import SELECTORS as REGISTRY
+    name, _, args = spec.partition(':')
+    kwargs = {key: int(value) for key, value in (item.split('=') for item in args.split(',') if item)}
+    return REGISTRY.build(dict(type=name, seed=0, **kwargs))
+
+
 def one(selector: str, n: int) -> dict:
-    """Child process: time and peak memory of one selection (and, for k-center, its bound)."""
+    """Child process: time and peak memory of one selection (and, for k-center, its bound). A
+    selector with ``subset_size`` sees the labeled rows and that many unlabeled ones, as in a cycle."""
     import torch
     from bench_selection import read_bandwidth
 
     from mmal.outputs import FEATURES, LAST_LAYER_INPUT, NUM_IMAGES, PROBS
-    from mmal.registry import SELECTORS as REGISTRY
     features, scores, labeled = data(n)
     budget = max(1, n // 100)
-    probs = torch.randn(n, 21, generator=torch.Generator().manual_seed(1)).softmax(1)  # (BADGE: 20 classes + bg)
-    chosen = REGISTRY.build(dict(type=selector, seed=0))
-    inputs = chosen.image_inputs({FEATURES: features, PROBS: probs, LAST_LAYER_INPUT: features, NUM_IMAGES: n})
+    chosen = build(selector)
+    if chosen.subset_size is not None:
+        candidates = torch.tensor(chosen.candidates((~labeled).nonzero()[:, 0].tolist()))
+        rows = torch.cat([labeled.nonzero()[:, 0], candidates])
+        features, scores, labeled = features[rows], scores[rows], labeled[rows]
+    num = len(labeled)
+    probs = torch.randn(num, 21, generator=torch.Generator().manual_seed(1)).softmax(1)  # (BADGE: 20 classes + bg)
+    inputs = chosen.image_inputs({FEATURES: features, PROBS: probs, LAST_LAYER_INPUT: features, NUM_IMAGES: num})
     del probs
     start = time.perf_counter()
     picks = chosen.select(budget, scores if chosen.uses_scores else None, inputs, labeled)
@@ -65,6 +81,61 @@ def one(selector: str, n: int) -> dict:
         chunks = -(-int(labeled.sum()) // 256)
         bound = (chunks + budget) * features.numel() * 4 / read_bandwidth(features, repeats=5)
         out.update(bound_seconds=round(bound, 2), ratio_to_bound=round(seconds / bound, 2))
+    return out
+
+
+def knn_recall(approx, exact) -> float:
+    """Fraction of the true k nearest neighbours an approximate list holds: a found neighbour is a
+    real row at its real distance, so it is a true one when within the exact k-th distance."""
+    kth = exact[:, -1:] * (1 + 1e-5) + 1e-6
+    return round(float((approx <= kth).float().mean()), 4)
+
+
+def recall(n: int) -> dict:
+    """Child process: faiss against exact neighbourhoods on ``n`` normalised rows (as the selectors
+    normalise): ProbCover's δ-graph at the δ its purity rule gives (edge recall, time of each) and
+    the coverage of its picks on the exact graph; TypiClust's 20 nearest neighbours of every row, as
+    for one cluster of ``n`` images (recall of the neighbour lists, time of each)."""
+    import torch
+    import torch.nn.functional as F
+
+    from mmal.selection import neighbours, probcover
+    features, _, labeled = data(n)
+    x = F.normalize(features, dim=1)
+    del features
+    out: dict = dict(n=n)
+    delta = probcover.estimate_delta(x, 10, 0.95, 2000, torch.Generator().manual_seed(0))
+    graphs = {}
+    for search in ('exact', 'faiss'):
+        start = time.perf_counter()
+        graphs[search] = neighbours.radius_graph(x, delta, search=search)
+        out[f'graph_{search}_s'] = round(time.perf_counter() - start, 2)
+    exact_ptr, exact_idx = graphs['exact']
+    found = 0
+    for row in range(n):  # both CSRs list each row's columns ascending
+        a = exact_idx[exact_ptr[row]:exact_ptr[row + 1]]
+        b = graphs['faiss'][1][graphs['faiss'][0][row]:graphs['faiss'][0][row + 1]]
+        found += int(torch.isin(a, b).sum())
+    out.update(delta=round(delta, 4), edges=int(exact_idx.numel()), graph_recall=round(found / exact_idx.numel(), 4))
+    budget = n // 100
+    for search in ('exact', 'faiss'):
+        picks = probcover.greedy_cover(*graphs[search], labeled, budget, torch.Generator().manual_seed(0))
+        covered = torch.zeros(n, dtype=torch.bool)
+        covered[probcover.neighbours_of(exact_ptr, exact_idx, torch.cat([picks, labeled.nonzero()[:, 0]]))] = True
+        out[f'coverage_{search}'] = round(float(covered.float().mean()), 4)
+    del graphs
+    knn = {}
+    for search in ('exact', 'faiss'):
+        start = time.perf_counter()
+        knn[search] = neighbours.knn_sq_distances(x, 20, search=search)
+        out[f'knn_{search}_s'] = round(time.perf_counter() - start, 2)
+    out['knn_recall'] = knn_recall(knn['faiss'], knn['exact'])
+    typ = {k: 1 / (v.mean(1) + 1e-5) for k, v in knn.items()}
+    out['typicality_same_argmax'] = bool(int(typ['exact'].argmax()) == int(typ['faiss'].argmax()))
+    # a harder case for the index's cells: features without cluster structure
+    x = F.normalize(torch.randn(n, DIM, generator=torch.Generator().manual_seed(2)), dim=1)
+    exact, approx = neighbours.knn_sq_distances(x, 20, 'exact'), neighbours.knn_sq_distances(x, 20, 'faiss')
+    out['knn_recall_unclustered'] = knn_recall(approx, exact)
     return out
 
 
@@ -143,6 +214,8 @@ def main() -> None:
     parser.add_argument('--limit-gib', type=float, default=4.0, help='memory target of one selection')
     parser.add_argument('--child', nargs=2, help=argparse.SUPPRESS)
     parser.add_argument('--sharded', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--recall', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--recall-n', type=int, default=50_000, help='rows of the faiss recall check (0: skip)')
     args = parser.parse_args()
     if args.child:
         print(json.dumps(one(args.child[0], int(args.child[1]))))
@@ -150,7 +223,21 @@ def main() -> None:
     if args.sharded:
         print(json.dumps(sharded(args.sharded)))
         return
+    if args.recall:
+        print(json.dumps(recall(args.recall)))
+        return
     figures: dict = dict(runs=[], matvec=matvec_check())
+    if args.recall_n:
+        figures['recall'] = got = run_child(['--recall', str(args.recall_n)], args.limit_s, args.limit_gib * 2)
+        if 'error' in got:
+            print(f'faiss recall at N={args.recall_n:,}: {got["error"]}', flush=True)
+        else:
+            print(f'faiss at N={got["n"]:,}: ProbCover graph (delta {got["delta"]}, {got["edges"]:,} edges) '
+                  f'recall {got["graph_recall"]:.4f}, {got["graph_faiss_s"]:.1f} s against {got["graph_exact_s"]:.1f} '
+                  f's exact; coverage of its picks {got["coverage_faiss"]:.4f} against {got["coverage_exact"]:.4f}; '
+                  f'20-NN recall {got["knn_recall"]:.4f}, {got["knn_faiss_s"]:.1f} s against '
+                  f'{got["knn_exact_s"]:.1f} s exact (most typical row the same: {got["typicality_same_argmax"]}); '
+                  f'20-NN recall on unclustered features {got["knn_recall_unclustered"]:.4f}', flush=True)
     for n in args.sizes:
         for selector in args.selectors:
             result = run_child(['--child', selector, str(n)], args.limit_s, args.limit_gib)

@@ -112,6 +112,7 @@ class DetectionAdapter(BaseAdapter):
             family_cls = find_family(model, family)
             self._family = family_cls(model, dict(score_thr=score_thr, nms_iou=nms_iou, nms_pre=nms_pre,
                                                   max_per_img=max_per_img))
+            self._family.check(self.requires)
         self.box_mode, self.feature_level = box_mode, feature_level
         self.mc_samples, self.dropout_p = mc_samples, dropout_p
 

@@ -7,22 +7,32 @@ and carries the prior index of every kept box through it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as nnf
 from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, YOLOXHead
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
-from mmdet.models.detectors import BaseDetector
+from mmdet.models.detectors import BaseDetector, SingleStageDetector
 from mmdet.models.layers import multiclass_nms
 from mmdet.models.utils import filter_scores_and_topk
 from mmdet.structures.bbox import cat_boxes, get_box_tensor
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ...outputs import LAST_LAYER_INPUT, MC_PROBS
 from ...registry import DETECTOR_FAMILIES
 from .distributions import level_logits, sigmoid_log_probs, softmax_log_probs
-from .family import DetectorFamily, FamilyPass, capture_inputs, simple_conv, sparse_conv_mc
+from .family import (
+    DENSE_PREDICT,
+    DetectorFamily,
+    FamilyPass,
+    capture_inputs,
+    implements,
+    implements_all,
+    simple_conv,
+    sparse_conv_mc,
+)
 
 #: Names under which mmdet's dense heads keep their last classification conv (one shared by all
 #: levels, or one per level).
@@ -88,17 +98,21 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
         self.use_sigmoid = bool(self.head.use_sigmoid_cls)
         self.classifiers = self.classifier_layers(self.head)
 
+    #: The head class whose post-processing (:data:`DENSE_PREDICT` methods) the family reproduces.
+    reference: ClassVar[type] = BaseDenseHead
+
     @classmethod
     def matches(cls, model: BaseDetector) -> bool:
         head = getattr(model, 'bbox_head', None)
-        if not isinstance(head, BaseDenseHead):
-            return False
-        kind: Any = type(head)
-        return (kind.predict is BaseDenseHead.predict
-                and kind.predict_by_feat is BaseDenseHead.predict_by_feat
-                and kind._predict_by_feat_single is BaseDenseHead._predict_by_feat_single
-                and kind._bbox_post_process is BaseDenseHead._bbox_post_process
+        return (implements(model, 'predict', SingleStageDetector)
+                and implements_all(head, cls.reference, DENSE_PREDICT)
                 and not getattr(getattr(head, 'loss_cls', None), 'custom_cls_channels', False))
+
+    def check(self, requires: FrozenSet[str]) -> None:
+        if self.classifiers is None and requires & {MC_PROBS, LAST_LAYER_INPUT}:
+            raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
+                            'so Monte-Carlo dropout cannot be drawn nor its input read (BALD, BADGE); use a scorer '
+                            'without MC samples (Entropy, Margin, Consistency) or a feature selection (KCenterGreedy).')
 
     def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
         """The last classification conv of each level, or None when it cannot be found."""
@@ -282,10 +296,7 @@ class SSDFamily(DenseHeadFamily):
     priority = 10
     flip_alignment = 'mirror'
     covers = 'SSD'
-
-    @classmethod
-    def matches(cls, model: BaseDetector) -> bool:
-        return isinstance(getattr(model, 'bbox_head', None), SSDHead)
+    reference = SSDHead
 
     def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
         return [branch[-1] if isinstance(branch, nn.Sequential) else branch for branch in head.cls_convs]
@@ -303,10 +314,7 @@ class GFLFamily(DenseHeadFamily):
     """GFL: quality-focal class scores, boxes from the integral of a distribution per side."""
     priority = 20
     covers = 'GFL'
-
-    @classmethod
-    def matches(cls, model: BaseDetector) -> bool:
-        return type(getattr(model, 'bbox_head', None)) is GFLHead
+    reference = GFLHead
 
     def distances(self, lv: LevelOutputs) -> Tensor:
         """``GFLHead._predict_by_feat_single``'s integral box distances of one level and image."""
@@ -343,10 +351,7 @@ class YOLOXFamily(DenseHeadFamily):
     """YOLOX: score = max class sigmoid x objectness sigmoid, one label per point."""
     priority = 20
     covers = 'YOLOX'
-
-    @classmethod
-    def matches(cls, model: BaseDetector) -> bool:
-        return isinstance(getattr(model, 'bbox_head', None), YOLOXHead)
+    reference = YOLOXHead
 
     def priors(self, p: DensePass) -> List[Tensor]:
         if 'priors' not in p.cache:
@@ -382,10 +387,7 @@ class PAAFamily(DenseHeadFamily):
     """PAA: score = sqrt(class sigmoid x IoU sigmoid), class-wise NMS with score voting."""
     priority = 20
     covers = 'PAA'
-
-    @classmethod
-    def matches(cls, model: BaseDetector) -> bool:
-        return isinstance(getattr(model, 'bbox_head', None), PAAHead)
+    reference = PAAHead
 
     def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:
         return sigmoid_log_probs(logits, log_factor, power=0.5)

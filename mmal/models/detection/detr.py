@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import FrozenSet, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as nnf
-from mmdet.models.dense_heads import DETRHead
+from mmdet.models.dense_heads import ConditionalDETRHead, DABDETRHead, DeformableDETRHead, DETRHead
 from mmdet.models.detectors import BaseDetector, DetectionTransformer
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ...outputs import LAST_LAYER_INPUT, MC_PROBS
 from ...registry import DETECTOR_FAMILIES
 from .distributions import sigmoid_log_probs, softmax_log_probs
-from .family import DetectorFamily, FamilyPass
+from .family import DetectorFamily, FamilyPass, implements
 
 
 @dataclass
@@ -47,7 +48,21 @@ class DETRFamily(DetectorFamily[DETRPass]):
 
     @classmethod
     def matches(cls, model: BaseDetector) -> bool:
-        return isinstance(model, DetectionTransformer) and isinstance(getattr(model, 'bbox_head', None), DETRHead)
+        head = getattr(model, 'bbox_head', None)
+        # each of these predicts forwards the decoder output and keeps the last layer's top queries by
+        # DETRHead._predict_by_feat_single; DDQ-DETR's predict_by_feat filters queries, Grounding DINO
+        # scores against text: not claimed
+        return (implements(model, 'predict', DetectionTransformer)
+                and implements(head, 'predict', DETRHead, DeformableDETRHead, ConditionalDETRHead, DABDETRHead)
+                and implements(head, 'predict_by_feat', DETRHead, DeformableDETRHead)
+                and implements(head, '_predict_by_feat_single', DETRHead))
+
+    def check(self, requires: FrozenSet[str]) -> None:
+        if requires & {MC_PROBS, LAST_LAYER_INPUT} and not isinstance(
+                getattr(self.head, 'cls_branches', None) or getattr(self.head, 'fc_cls', None), (nn.Module, )):
+            raise TypeError(f'{type(self.head).__name__} has neither cls_branches nor fc_cls, so its classification '
+                            'layer cannot be sampled (BALD) nor its input read (BADGE); use Entropy, Margin or '
+                            'Consistency.')
 
     def classifier(self, num_layers: int) -> nn.Module:
         """The layer that classifies the last decoder layer's queries."""

@@ -12,13 +12,17 @@ A family knows how one kind of mmdet detector is run, post-processed and sampled
   flipped pass by box overlap.
 
 Families are registered in ``mmal.registry.DETECTOR_FAMILIES``; :class:`DetectionAdapter` uses the
-first (lowest ``priority``) whose :meth:`matches` accepts the model.
+first (lowest ``priority``) whose :meth:`matches` accepts the model. A family matches by behaviour,
+not by class: it claims a detector only when the methods the detector's ``predict`` calls are the
+implementations the family reproduces (:func:`implements`); a subclass that overrides one of them
+predicts differently and is not claimed. :meth:`DetectorFamily.check` then refuses, before any
+training, an output the family cannot compute for that detector (a Monte-Carlo dropout site, ...).
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, ClassVar, Dict, Generic, Iterator, List, Optional, Sequence, TypeGuard, TypeVar
+from typing import Any, ClassVar, Dict, FrozenSet, Generic, Iterator, List, Optional, Sequence, TypeGuard, TypeVar
 
 import torch
 import torch.nn.functional as nnf
@@ -68,8 +72,12 @@ class DetectorFamily(Generic[PassT]):
 
     @classmethod
     def matches(cls, model: BaseDetector) -> bool:
-        """Whether this family can handle ``model``."""
+        """Whether this family reproduces ``model``'s ``predict`` (see :func:`implements`)."""
         raise NotImplementedError
+
+    def check(self, requires: FrozenSet[str]) -> None:
+        """Raise a TypeError naming the reason when an output of ``requires`` (keys of
+        :mod:`mmal.outputs`) cannot be computed for this detector; called before any training."""
 
     def post_cfg(self, base: Optional[dict]) -> ConfigDict:
         """A copy of the model's post-processing config with the adapter's overrides applied."""
@@ -116,6 +124,33 @@ class DetectorFamily(Generic[PassT]):
         (``flip_alignment='mirror'``)."""
         raise NotImplementedError(f'{type(self).__name__} aligns a flipped pass by box overlap '
                                   f'(flip_alignment={self.flip_alignment!r}), not by mirroring its candidates.')
+
+
+#: The methods of a dense head that its ``predict`` runs.
+DENSE_PREDICT = ('predict', 'predict_by_feat', '_predict_by_feat_single', '_bbox_post_process')
+
+
+def implements(obj: Any, method: str, *references: type) -> bool:
+    """Whether ``obj``'s ``method`` is the implementation of one of ``references`` (and ``obj`` is an
+    instance of the first): what a family reproduces is then what ``obj`` runs.
+
+    Args:
+        obj: A detector or one of its heads.
+        method: A method name.
+        *references: Classes whose implementation of ``method`` the family reproduces.
+
+    Returns:
+        False for an instance of another class, or of a subclass that overrides ``method``.
+    """
+    if not isinstance(obj, references[0]):
+        return False
+    own = getattr(type(obj), method, None)
+    return own is not None and any(own is getattr(reference, method, None) for reference in references)
+
+
+def implements_all(obj: Any, reference: type, methods: Sequence[str]) -> bool:
+    """:func:`implements` for each of ``methods`` with the single ``reference``."""
+    return all(implements(obj, method, reference) for method in methods)
 
 
 @contextlib.contextmanager

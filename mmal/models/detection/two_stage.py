@@ -9,21 +9,22 @@ and ``fc_cls``, as VGG-16 Faster R-CNN places it) at the kept proposals only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as nnf
 from mmdet.models.detectors import BaseDetector, TwoStageDetector
 from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
-from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+from mmdet.models.roi_heads.bbox_heads import BBoxHead, ConvFCBBoxHead
 from mmdet.structures.bbox import bbox2roi
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ...outputs import MC_PROBS
 from ...registry import DETECTOR_FAMILIES
 from .distributions import softmax_log_probs
-from .family import DetectorFamily, FamilyPass, capture_inputs
+from .family import DetectorFamily, FamilyPass, capture_inputs, implements, implements_all
 
 
 @dataclass
@@ -53,11 +54,25 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
 
     @classmethod
     def matches(cls, model: BaseDetector) -> bool:
-        roi_head = getattr(model, 'roi_head', None)
-        if not isinstance(model, TwoStageDetector) or not isinstance(roi_head, (StandardRoIHead, CascadeRoIHead)):
+        roi_head: Any = getattr(model, 'roi_head', None)
+        if not implements(model, 'predict', TwoStageDetector):
             return False
-        heads = roi_head.bbox_head if isinstance(roi_head, CascadeRoIHead) else [roi_head.bbox_head]
-        return all(not h.custom_cls_channels for h in heads)
+        if implements_all(roi_head, CascadeRoIHead, ('predict', 'predict_bbox', '_refine_roi')):
+            heads = list(roi_head.bbox_head)
+        elif implements_all(roi_head, StandardRoIHead, ('predict', 'predict_bbox')):
+            heads = [roi_head.bbox_head]
+        else:  # a query-based or refining RoI head (Sparse R-CNN, Grid R-CNN, HTC, ...) predicts otherwise
+            return False
+        return all(implements_all(h, BBoxHead, ('predict_by_feat', '_predict_by_feat_single'))
+                   and isinstance(getattr(h, 'fc_cls', None), nn.Linear) and not h.custom_cls_channels for h in heads)
+
+    def check(self, requires: FrozenSet[str]) -> None:
+        if MC_PROBS in requires:
+            for head in self.heads:
+                if not implements(head, 'forward', ConvFCBBoxHead):
+                    raise TypeError(f'Monte-Carlo dropout in the RoI head needs mmdet\'s ConvFCBBoxHead forward (e.g. '
+                                    f'Shared2FCBBoxHead), got {type(head).__name__}; use a scorer without MC samples '
+                                    '(Entropy, Margin, Consistency).')
 
     def run(self, feats: Sequence[Tensor], samples: Sequence, detect: bool = True) -> TwoStagePass:
         metas = [s.metainfo for s in samples]
