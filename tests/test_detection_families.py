@@ -111,6 +111,18 @@ def test_every_method_scores_every_family(name, method):
         assert out['flip_log_probs'].shape == probs.shape
 
 
+@pytest.mark.parametrize('name', ['faster_rcnn', 'cascade_rcnn'])
+def test_a_batch_without_proposals_has_no_rows_as_predict_has_no_box(name, monkeypatch):
+    model = family_model(name)
+    monkeypatch.setattr(model.rpn_head.test_cfg, 'min_bbox_size', 10 ** 6)  # every proposal filtered out
+    assert all(len(d) == 0 for d in predicted(model, batch()))
+    adapter = DetectionAdapter(model, {'probs', 'mc_probs', 'last_layer_input', 'flip_log_probs'})
+    out = adapter(batch())
+    assert all(len(d) == 0 for d in adapter.detect(batch()))
+    assert out['probs'].shape[0] == out['mc_probs'].shape[1] == out['last_layer_input'].shape[0] == 0
+    assert out['flip_log_probs'].shape == out['probs'].shape
+
+
 def test_a_sigmoid_box_at_0_6_keeps_its_score_whatever_the_class_count():
     for classes in (2, 20, 80):
         logits = torch.full((1, classes), -12.0)

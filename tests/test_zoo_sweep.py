@@ -40,7 +40,7 @@ def test_a_subset_of_the_zoo_equals_predict_or_is_refused_in_one_sentence():
         for verdict in r['methods'].values():
             assert verdict == 'equal' or (verdict.startswith('refused: ') and '\n' not in verdict)
     sparse = next(r for r in records if r['config'].startswith('sparse_rcnn'))
-    assert 'SparseRCNN (head DIIHead) is not a supported detector' in sparse['methods']['Entropy']
+    assert 'SparseRCNN (head SparseRoIHead) is not a supported detector' in sparse['methods']['Entropy']
 
 
 def test_the_committed_record_covers_the_installed_zoo_and_the_readme_holds_its_counts():

@@ -8,10 +8,12 @@ For each ``.py`` under mmdet's ``.mim/configs`` (``_base_`` folders excepted), i
 
 1. load it; a config that is not a detector's (tracking, ReID, video segmentation) is counted as such;
 2. shrink the model: the backbone becomes a ResNet-18 feeding the neck's input levels (a model
-   without a neck keeps its backbone), every ``num_classes`` becomes 5, no pretrained weights;
+   without a neck, or whose neck cannot take it, keeps its own backbone), every ``num_classes``
+   becomes 5, at most 100 queries, no pretrained weights;
    build it, initialise it and add a seeded perturbation to every weight (random init alone makes
    queries and boxes alike where mmdet zero-initialises refinement layers: it stands in for training);
-3. predict on a padded batch of two images of different sizes; what mmdet itself cannot build or
+3. predict on a padded batch of two images of different sizes (about 100 px; about 400 px for a model
+   that cannot run on so small an image); what mmdet itself cannot build or
    predict here (text encoders, weights from the internet, CUDA-only ops) is skipped with the error;
 4. for every method of ``tools/support_matrix.py``: either mmal's pre-training check
    (``AcquisitionService.check_model``) refuses it in one sentence, or the boxes, labels and scores
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import glob
+import hashlib
 import importlib.util
 import json
 import logging
@@ -35,6 +38,7 @@ import os.path as osp
 import re
 import sys
 import time
+import traceback
 import warnings
 from collections import Counter, defaultdict
 from typing import Any, Dict, List, Optional
@@ -45,6 +49,7 @@ RECORD = osp.join(ROOT, 'docs', 'zoo_sweep.json')
 START, END = '<!-- zoo-sweep:start -->', '<!-- zoo-sweep:end -->'
 RESNET18 = (64, 128, 256, 512)
 SIZES = ((96, 128), (128, 80))  # (height, width) of the two images of the batch
+LARGE_SIZES = ((416, 384), (384, 320))  # for a model that cannot run on maps as small (3x3 deformable convs)
 NUM_CLASSES = 5
 
 _spec = importlib.util.spec_from_file_location('support_matrix', osp.join(ROOT, 'tools', 'support_matrix.py'))
@@ -78,17 +83,25 @@ def _walk(node: Any, visit) -> None:
             _walk(value, visit)
 
 
-def tiny_model(model: dict) -> dict:
-    """The model config shrunk for the sweep (see the module docstring)."""
+def tiny_model(model: dict, resnet18: bool = True) -> dict:
+    """The model config shrunk for the sweep (see the module docstring); without ``resnet18`` the
+    backbone is the config's own (for a neck that cannot take a ResNet-18's levels)."""
     model = copy.deepcopy(model)
 
     def shrink(node: dict) -> None:
-        if 'num_classes' in node and isinstance(node['num_classes'], int):
+        if isinstance(node.get('num_classes'), int) and node['num_classes'] > 1:  # (an RPN keeps its 1)
             node['num_classes'] = NUM_CLASSES
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):  # no process group on one CPU: plain BN predicts the same
+            node['type'] = 'BN'
+        if isinstance(node.get('num_cp'), int):  # activation checkpointing (needs fairscale): memory only
+            node['num_cp'] = 0
+        if isinstance(node.get('num_queries'), int) and node['num_queries'] > 100:  # DINO's top-k of encoder
+            node['num_queries'] = 100  # tokens needs fewer queries than a small image has tokens
         if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
             node['init_cfg'] = None
         if isinstance(node.get('init_cfg'), list):
-            node['init_cfg'] = [c for c in node['init_cfg'] if not (isinstance(c, dict) and c.get('type') == 'Pretrained')]
+            node['init_cfg'] = [c for c in node['init_cfg']
+                                if not (isinstance(c, dict) and c.get('type') == 'Pretrained')]
         if 'pretrained' in node and isinstance(node['pretrained'], str):
             node['pretrained'] = None
 
@@ -97,7 +110,7 @@ def tiny_model(model: dict) -> dict:
     first = neck[0] if isinstance(neck, (list, tuple)) and neck else neck
     channels = first.get('in_channels') if isinstance(first, dict) else None
     levels = len(channels) if isinstance(channels, (list, tuple)) else (1 if isinstance(channels, int) else 0)
-    if isinstance(model.get('backbone'), dict) and 1 <= levels <= 4:
+    if resnet18 and isinstance(model.get('backbone'), dict) and 1 <= levels <= 4:
         model['backbone'] = dict(type='ResNet', depth=18, num_stages=4, out_indices=tuple(range(4 - levels, 4)),
                                  frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False,
                                  style='pytorch', init_cfg=None)
@@ -115,19 +128,20 @@ def tiny_model(model: dict) -> dict:
     return model
 
 
-def batch(seed: int = 0) -> dict:
+def batch(seed: int = 0, sizes=SIZES) -> dict:
     """Two textured images of different sizes, as a dataloader yields them (the preprocessor pads)."""
     import torch
     from mmdet.structures import DetDataSample
     gen = torch.Generator().manual_seed(seed)
     images, samples = [], []
-    for height, width in SIZES:
+    for height, width in sizes:
         low = torch.randint(0, 256, (3, height // 8 + 1, width // 8 + 1), generator=gen).float()
         image = torch.nn.functional.interpolate(low[None], size=(height, width), mode='bilinear')[0]
         images.append((image + torch.randint(-20, 21, image.shape, generator=gen)).clamp(0, 255).to(torch.uint8))
         samples.append(DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
                                                    scale_factor=(1.0, 1.0), img_id=len(samples),
-                                                   img_path=f'sweep_{len(samples)}.jpg')))
+                                                   img_path=f'sweep_{len(samples)}.jpg',
+                                                   border=(0, height, 0, width))))  # (CenterNet's test crop)
     return dict(inputs=images, data_samples=samples)
 
 
@@ -144,7 +158,11 @@ def perturb(model, seed: int = 0, scale: float = 0.1) -> None:
 def one_line(err: BaseException) -> str:
     """An exception as one line (type and the first line of its message)."""
     text = str(err).strip().splitlines()
-    return f'{type(err).__name__}: {text[0] if text else ""}'[:300]
+    if not text:  # a bare assert: where it failed
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        where = frame.filename.split('site-packages/')[-1]
+        return f'{type(err).__name__} in {where}:{frame.lineno} ({(frame.line or "").strip()})'[:300]
+    return f'{type(err).__name__}: {text[0]}'[:300]
 
 
 def build(model_cfg: dict):
@@ -237,21 +255,34 @@ def sweep_one(path: str, cache: Dict[str, dict]) -> dict:
     key = json.dumps(tiny, sort_keys=True, default=str)
     if key not in cache:
         cache[key] = run_model(tiny)
-    return dict(record, **cache[key])
+        own = tiny_model(model_cfg.to_dict(), resnet18=False)
+        if cache[key]['status'] != 'ran' and own != tiny:  # the neck may not take a ResNet-18: its own backbone
+            cache[key] = dict(run_model(own), backbone='own')
+    return dict(record, model=hashlib.sha1(key.encode()).hexdigest()[:12], **cache[key])
 
 
 def run_model(tiny: dict) -> dict:
     """Build, predict and check every method on one shrunk model."""
+    import torch
+
     from mmal.models.detection.adapter import find_family
     try:
         model = build(tiny)
     except Exception as err:  # noqa: BLE001
         return dict(status='cannot_build', reason=one_line(err))
-    data = batch()
     try:
+        data = batch()
         theirs = predicted(model, data)
     except Exception as err:  # noqa: BLE001
-        return dict(status='cannot_predict', reason=one_line(err))
+        try:
+            data = batch(sizes=LARGE_SIZES)
+            theirs = predicted(model, data)
+        except Exception:  # noqa: BLE001
+            return dict(status='cannot_predict', reason=one_line(err))
+    with torch.no_grad():
+        feats = model.extract_feat(model.data_preprocessor(copy.deepcopy(data), False)['inputs'])
+    if not all(bool(torch.isfinite(f).all()) for f in feats):
+        return dict(status='cannot_predict', reason='its randomly initialised backbone gives non-finite features')
     head = getattr(model, 'bbox_head', None) or getattr(getattr(model, 'roi_head', None), 'bbox_head', None)
     head_name = type(head[-1] if isinstance(head, (list, tuple)) or type(head).__name__ == 'ModuleList'
                      else head).__name__
@@ -298,21 +329,27 @@ def render(records: List[dict]) -> str:
     status = Counter(r['status'] for r in records)
     ran = [r for r in records if r['status'] == 'ran']
     lines = [f'{len(records)} configs of mmdet {_mmdet_version()}\'s zoo walked: {status["ran"]} built tiny and '
-             f'predicted on CPU ({len({json.dumps(r.get("methods"), sort_keys=True) + r.get("head", "") for r in ran})} '
-             f'distinct outcomes), {status["not_detector"]} without a detector (tracking, ReID, video, dataset-only), '
+             f'predicted on CPU ({len({r["model"] for r in ran})} distinct models), {status["not_detector"]} '
+             'without a detector (tracking, ReID, video, dataset-only), '
              f'{status["cannot_build"]} that mmdet cannot build here and {status["cannot_predict"]} that it cannot '
              'predict with on CPU (reasons in `docs/zoo_sweep.json`).', '',
              '| method | boxes equal `predict` | refused before training | failed |', '|---|--:|--:|--:|']
     for method in METHODS:
         verdicts = Counter(r['methods'][method].split(':')[0] for r in ran)
         lines.append(f'| {method} | {verdicts["equal"]} | {verdicts["refused"]} | {verdicts["FAILED"]} |')
+    skipped = Counter(f'{r["status"].replace("_", " ")}: {r["reason"][:150]}' for r in records
+                      if r['status'] in ('cannot_build', 'cannot_predict'))
+    if skipped:
+        lines += ['', 'Skipped (mmdet itself fails here; configs per reason):', '']
+        lines += [f'- {count} x {reason}' for reason, count in sorted(skipped.items())]
     refused: Dict[str, set] = defaultdict(set)
     for r in ran:
         if r['methods']['Entropy'].startswith('refused'):
-            refused[f'{r["detector"]} ({r["head"]})'].add(_reason(r['methods']['Entropy']))
-    lines += ['', 'Detectors no family claims (every per-box method refused before training; CoreSet, which reads '
-              'only backbone features, still runs):', '']
-    lines += [f'- {name}: {"; ".join(sorted(reasons))}' for name, reasons in sorted(refused.items())]
+            refused[f'{r["detector"]} ({r["head"]})'].add(r['config'].split('/')[0] + '/')
+    lines += ['', 'Detectors no family claims, as detector (box head) in the zoo folders where they are refused: '
+              'their `predict` runs methods no family reproduces, so every per-box method is refused before '
+              'training in one sentence (CoreSet, which reads only backbone features, still runs):', '']
+    lines += [f'- {name}: {", ".join(f"`{f}`" for f in sorted(folders))}' for name, folders in sorted(refused.items())]
     partly: Dict[str, set] = defaultdict(set)
     for r in ran:
         if r['methods']['Entropy'] == 'equal':
@@ -367,8 +404,8 @@ def main() -> int:
     records = sweep(zoo_configs(args.only))
     if not args.only:
         tmp = args.out + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(records, f, indent=1)
+        with open(tmp, 'w') as f:  # one config a line: a re-run's diff shows the configs that changed
+            f.write('[\n' + ',\n'.join(json.dumps(r, sort_keys=True) for r in records) + '\n]\n')
         os.replace(tmp, args.out)
     print(render(records))
     bad = failures(records)

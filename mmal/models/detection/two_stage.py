@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as nnf
 from mmdet.models.detectors import BaseDetector, TwoStageDetector
 from mmdet.models.layers import multiclass_nms
-from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
+from mmdet.models.roi_heads import CascadeRoIHead, PointRendRoIHead, StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import BBoxHead, ConvFCBBoxHead
 from mmdet.structures.bbox import bbox2roi
 from mmengine.structures import InstanceData
@@ -57,11 +57,18 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         roi_head: Any = getattr(model, 'roi_head', None)
         if not implements(model, 'predict', TwoStageDetector):
             return False
+        # the mask branch runs after the boxes; Mask Scoring R-CNN's rescales their scores there
+        masks_keep_scores = not getattr(roi_head, 'with_mask', False)
         if implements_all(roi_head, CascadeRoIHead, ('predict', 'predict_bbox', '_refine_roi')):
             heads = list(roi_head.bbox_head)
+            masks_keep_scores = masks_keep_scores or implements(roi_head, 'predict_mask', CascadeRoIHead)
         elif implements_all(roi_head, StandardRoIHead, ('predict', 'predict_bbox')):
             heads = [roi_head.bbox_head]
+            masks_keep_scores = masks_keep_scores or implements(roi_head, 'predict_mask', StandardRoIHead,
+                                                                PointRendRoIHead)
         else:  # a query-based or refining RoI head (Sparse R-CNN, Grid R-CNN, HTC, ...) predicts otherwise
+            return False
+        if not masks_keep_scores:
             return False
         return all(implements_all(h, BBoxHead, ('predict_by_feat', '_predict_by_feat_single'))
                    and isinstance(getattr(h, 'fc_cls', None), nn.Linear) and not h.custom_cls_channels for h in heads)
@@ -79,6 +86,8 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         proposals = [r.bboxes for r in self.model.rpn_head.predict(feats, samples, rescale=False)]
         counts = tuple(len(p) for p in proposals)
         rois = bbox2roi(proposals)
+        if rois.shape[0] == 0:  # not one proposal in the batch: predict returns no box (mmdet's empty_instances)
+            return self.empty_pass(rois, len(samples), detect)
         with capture_inputs(self.heads) as roi_inputs, capture_inputs([h.fc_cls for h in self.heads]) as cls_inputs:
             if self.cascade:
                 rois, cls_scores, bbox_preds = self.roi_head._refine_roi(feats, rois, metas, counts)
@@ -100,6 +109,17 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         return TwoStagePass(detections=detections, logits=list(cls_scores), raw_boxes=[r.bboxes for r in raw],
                             offsets=offsets, roi_inputs=list(roi_inputs), cls_inputs=list(cls_inputs))
 
+    def empty_pass(self, rois: Tensor, num_images: int, detect: bool) -> TwoStagePass:
+        """The pass of a batch without proposals: no candidate, no detection."""
+        head = self.heads[-1]
+        logits = rois.new_zeros((0, head.num_classes + 1))
+        boxes = rois.new_zeros((0, 4 if head.reg_class_agnostic else 4 * head.num_classes))
+        none = rois.new_zeros((0, ), dtype=torch.long)
+        empty = InstanceData(bboxes=rois.new_zeros((0, 4)), scores=rois.new_zeros((0, )), labels=none, sources=none)
+        return TwoStagePass(detections=[empty] * num_images if detect else None, logits=[logits] * num_images,
+                            raw_boxes=[boxes] * num_images, offsets=[0] * (num_images + 1), roi_inputs=[],
+                            cls_inputs=[])
+
     def num_candidates(self, p: TwoStagePass, image: int) -> int:
         return p.logits[image].shape[0]
 
@@ -112,12 +132,16 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         return softmax_log_probs(logits)
 
     def mc_log_probs(self, p: TwoStagePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
+        if not p.roi_inputs:  # a batch without proposals
+            return p.logits[0].new_zeros((samples, 0, p.logits[0].shape[1]))
         rows = self._rows(p, image, source)
         logits = torch.stack([mc_cls_logits(head, inputs[rows], samples, dropout)
                               for head, inputs in zip(self.heads, p.roi_inputs)]).mean(0)
         return softmax_log_probs(logits)
 
     def last_layer_input(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
+        if not p.cls_inputs:  # a batch without proposals
+            return p.logits[0].new_zeros((0, self.heads[-1].fc_cls.in_features))
         return p.cls_inputs[-1][self._rows(p, image, source)]
 
     def candidate_boxes(self, p: TwoStagePass, image: int, label: Optional[int] = None) -> Tensor:
