@@ -67,10 +67,25 @@ def render() -> str:
     return '\n'.join(lines)
 
 
-def readme_section(text: str) -> str:
-    """What the README holds between the markers."""
-    found = re.search(re.escape(START) + r'\n(.*?)\n' + re.escape(END), text, flags=re.S)
+def readme_section(text: str, start: str = START, end: str = END) -> str:
+    """What the README holds between the markers ``start`` and ``end``."""
+    found = re.search(re.escape(start) + r'\n(.*?)\n' + re.escape(end), text, flags=re.S)
     return found.group(1) if found else ''
+
+
+def write_readme_section(section: str, start: str = START, end: str = END) -> int:
+    """Put ``section`` into README.md between the markers; 2 (and a line on stderr) without them."""
+    path = osp.join(ROOT, 'README.md')
+    with open(path) as f:
+        text = f.read()
+    if start not in text:
+        print(f'{path} has no {start} marker; add the two markers where the section goes.', file=sys.stderr)
+        return 2
+    text = re.sub(re.escape(start) + r'.*?' + re.escape(end), lambda _: f'{start}\n{section}\n{end}', text,
+                  flags=re.S)
+    with open(path, 'w') as f:
+        f.write(text)
+    return 0
 
 
 def main() -> int:
@@ -81,16 +96,7 @@ def main() -> int:
     if not args.write:
         print(table)
         return 0
-    path = osp.join(ROOT, 'README.md')
-    with open(path) as f:
-        text = f.read()
-    if START not in text:
-        print(f'{path} has no {START} marker; add the two markers where the table goes.', file=sys.stderr)
-        return 2
-    text = re.sub(re.escape(START) + r'.*?' + re.escape(END), f'{START}\n{table}\n{END}', text, flags=re.S)
-    with open(path, 'w') as f:
-        f.write(text)
-    return 0
+    return write_readme_section(table)
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ For each ``.py`` under mmdet's ``.mim/configs`` (``_base_`` folders excepted), i
 1. load it; a config that is not a detector's (tracking, ReID, video segmentation) is counted as such;
 2. shrink the model: the backbone becomes a ResNet-18 feeding the neck's input levels (a model
    without a neck, or whose neck cannot take it, keeps its own backbone), every ``num_classes``
-   becomes 5, at most 100 queries, no pretrained weights;
+   becomes 5, at most 100 queries, score thresholds 0 (an untrained model scores below the test
+   thresholds: it would predict no box to compare), no pretrained weights;
    build it, initialise it and add a seeded perturbation to every weight (random init alone makes
    queries and boxes alike where mmdet zero-initialises refinement layers: it stands in for training);
 3. predict on a padded batch of two images of different sizes (about 100 px; about 400 px for a model
@@ -95,6 +96,9 @@ def tiny_model(model: dict, resnet18: bool = True) -> dict:
             node['type'] = 'BN'
         if isinstance(node.get('num_cp'), int):  # activation checkpointing (needs fairscale): memory only
             node['num_cp'] = 0
+        for key in ('score_thr', 'conf_thr'):  # an untrained model scores below the test thresholds: keep
+            if isinstance(node.get(key), float):  # its boxes, or every comparison would be of empty sets
+                node[key] = 0.0
         if isinstance(node.get('num_queries'), int) and node['num_queries'] > 100:  # DINO's top-k of encoder
             node['num_queries'] = 100  # tokens needs fewer queries than a small image has tokens
         if isinstance(node.get('init_cfg'), dict) and node['init_cfg'].get('type') == 'Pretrained':
@@ -332,7 +336,8 @@ def render(records: List[dict]) -> str:
              f'predicted on CPU ({len({r["model"] for r in ran})} distinct models), {status["not_detector"]} '
              'without a detector (tracking, ReID, video, dataset-only), '
              f'{status["cannot_build"]} that mmdet cannot build here and {status["cannot_predict"]} that it cannot '
-             'predict with on CPU (reasons in `docs/zoo_sweep.json`).', '',
+             f'predict with on CPU (reasons in `docs/zoo_sweep.json`). {sum(r["boxes"] == 0 for r in ran)} of the '
+             f'{status["ran"]} predicted no box on the two images (their comparisons are of empty sets).', '',
              '| method | boxes equal `predict` | refused before training | failed |', '|---|--:|--:|--:|']
     for method in METHODS:
         verdicts = Counter(r['methods'][method].split(':')[0] for r in ran)
@@ -376,9 +381,8 @@ def _mmdet_version() -> str:
 
 
 def readme_section(text: str) -> str:
-    """What the README holds between the markers."""
-    found = re.search(re.escape(START) + r'\n(.*?)\n' + re.escape(END), text, flags=re.S)
-    return found.group(1) if found else ''
+    """What the README holds between the sweep's markers."""
+    return matrix.readme_section(text, START, END)
 
 
 def main() -> int:
@@ -389,18 +393,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.write:
         with open(args.out) as f:
-            section = render(json.load(f))
-        path = osp.join(ROOT, 'README.md')
-        with open(path) as f:
-            text = f.read()
-        if START not in text:
-            print(f'{path} has no {START} marker; add the two markers where the counts go.', file=sys.stderr)
-            return 2
-        text = re.sub(re.escape(START) + r'.*?' + re.escape(END), lambda _: f'{START}\n{section}\n{END}', text,
-                      flags=re.S)
-        with open(path, 'w') as f:
-            f.write(text)
-        return 0
+            return matrix.write_readme_section(render(json.load(f)), START, END)
     records = sweep(zoo_configs(args.only))
     if not args.only:
         tmp = args.out + '.tmp'
