@@ -90,6 +90,8 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
     that conv at the kept boxes only; the rest of the head runs once.
     """
     covers = 'RetinaNet, FCOS, ATSS, VFNet, RTMDet and other heads on mmdet\'s default dense post-processing'
+    #: The head class whose post-processing (:data:`DENSE_PREDICT` methods) the family reproduces.
+    reference: ClassVar[type] = BaseDenseHead
 
     def __init__(self, model: BaseDetector, test_cfg: Optional[dict] = None) -> None:
         super().__init__(model, test_cfg)
@@ -97,9 +99,6 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
         self.cfg = self.post_cfg(self.head.test_cfg)
         self.use_sigmoid = bool(self.head.use_sigmoid_cls)
         self.classifiers = self.classifier_layers(self.head)
-
-    #: The head class whose post-processing (:data:`DENSE_PREDICT` methods) the family reproduces.
-    reference: ClassVar[type] = BaseDenseHead
 
     @classmethod
     def matches(cls, model: BaseDetector) -> bool:
