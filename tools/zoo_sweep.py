@@ -207,9 +207,10 @@ def same_instances(ours: list, theirs: list) -> Optional[str]:
     return None
 
 
-def check_method(model, method: str, data: dict, theirs: list) -> str:
+def check_method(model, method: str, data: dict, theirs: list, compared: Dict[str, Optional[str]]) -> str:
     """``'equal'`` (the adapter reproduces predict and the method's outputs are computed), ``'refused:
-    <sentence>'`` or ``'FAILED: <why>'``."""
+    <sentence>'`` or ``'FAILED: <why>'``. ``compared`` keeps the comparison of the adapter's boxes with
+    predict's, made once per model: every method's adapter runs the same family with the same settings."""
     import torch
 
     from mmal.engine import build_method
@@ -226,9 +227,10 @@ def check_method(model, method: str, data: dict, theirs: list) -> str:
         adapter = build_adapter(model, built.requires | ({'probs'} if method != 'CoreSet' else set()))
         out = adapter(copy.deepcopy(data))
         if method != 'CoreSet':
-            differs = same_instances(adapter.detect(copy.deepcopy(data)), theirs)
-            if differs:
-                return f'FAILED: boxes differ from predict: {differs}'
+            if 'differs' not in compared:
+                compared['differs'] = same_instances(adapter.detect(copy.deepcopy(data)), theirs)
+            if compared['differs']:
+                return f'FAILED: boxes differ from predict: {compared["differs"]}'
         if built.scorer is not None:
             values = built.scorer(out)
         else:
@@ -295,7 +297,8 @@ def run_model(tiny: dict) -> dict:
     except (TypeError, ValueError):
         family = None
     out = dict(status='ran', head=head_name, family=family, boxes=sum(len(t) for t in theirs))
-    out['methods'] = {method: check_method(model, method, data, theirs) for method in METHODS}
+    compared: Dict[str, Optional[str]] = {}
+    out['methods'] = {method: check_method(model, method, data, theirs, compared) for method in METHODS}
     return out
 
 
