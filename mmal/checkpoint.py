@@ -23,6 +23,10 @@ from .errors import UserError
 
 _trusted = False
 
+#: Where a model carries PPAL's per-class detection quality (:class:`mmal.engine.ClassQualityHook`):
+#: the model's attribute and the key of a checkpoint's ``meta``.
+CLASS_QUALITY_ATTR = 'mmal_class_quality'
+
 
 class UnsafeCheckpointError(UserError):
     """A checkpoint holds something other than weights and mmengine's bookkeeping."""
@@ -140,7 +144,8 @@ def config_checkpoints(cfg: Any) -> List[str]:
 
 
 def load_weights(model: torch.nn.Module, path: str) -> None:
-    """Load ``path`` into ``model`` strictly.
+    """Load ``path`` into ``model`` strictly, with the per-class detection quality its ``meta`` holds
+    (:data:`CLASS_QUALITY_ATTR`).
 
     Raises:
         UserError: The checkpoint is not of this model (names what does not fit).
@@ -164,3 +169,6 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
                         f'{len(unexpected)} unexpected, {len(mismatched)} of another shape: {example}); pass the '
                         'checkpoint trained with this config.')
     model.load_state_dict(state, strict=True)
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    if isinstance(meta, dict) and meta.get(CLASS_QUALITY_ATTR) is not None:
+        setattr(model, CLASS_QUALITY_ATTR, torch.as_tensor(meta[CLASS_QUALITY_ATTR], dtype=torch.float32))

@@ -16,6 +16,14 @@ key                   shape             meaning
 ``features``          ``[N, D]``        one feature vector per image
 ``pred_loss``         ``[N]``           predicted loss per image (LLAL)
 ``aug_probs``         ``[V, N, K]``     probabilities of ``V`` augmented views of each image
+``boxes``             ``[M, 4]``        each row's kept detection box (xyxy, input pixels)
+``labels``            ``[M]``           the class it was kept under (its best-scoring one)
+``scores``            ``[M]``           its detection score
+``box_stability``     ``[M]``           mean IoU of the row's box with its best match in passes on noisy
+                                        copies of the input (Kao et al.'s localization stability)
+``proposal_iou``      ``[M]``           IoU of the row's proposal with its refined box (localization
+                                        tightness; two-stage detectors)
+``class_quality``     ``[C]``           per-class detection quality recorded during training (PPAL)
 ``image_index``       ``[M]``           image of each box; absent when the ``M`` rows are images
 ``num_images``        ``int``           ``N``; always present
 ====================  ================  ===============================================================
@@ -34,6 +42,12 @@ LAST_LAYER_INPUT: Final = 'last_layer_input'
 FEATURES: Final = 'features'
 PRED_LOSS: Final = 'pred_loss'
 AUG_PROBS: Final = 'aug_probs'
+BOXES: Final = 'boxes'
+LABELS: Final = 'labels'
+SCORES: Final = 'scores'
+BOX_STABILITY: Final = 'box_stability'
+PROPOSAL_IOU: Final = 'proposal_iou'
+CLASS_QUALITY: Final = 'class_quality'
 IMAGE_INDEX: Final = 'image_index'
 NUM_IMAGES: Final = 'num_images'
 
@@ -51,14 +65,22 @@ class ModelOutputs(TypedDict, total=False):
     features: Tensor
     pred_loss: Tensor
     aug_probs: Tensor
+    boxes: Tensor
+    labels: Tensor
+    scores: Tensor
+    box_stability: Tensor
+    proposal_iou: Tensor
+    class_quality: Tensor
 
 
 #: For each output key: which dimension counts the rows, and whether rows are boxes or images.
 #: ``'row'`` outputs have one row per box (or per image without ``image_index``); ``'image'``
-#: outputs have one row per image whatever the task.
+#: outputs have one row per image whatever the task; ``'model'`` outputs describe the model (no rows).
 _ROW_DIM: Dict[str, Tuple[int, str]] = {
     PROBS: (0, 'row'), LOG_PROBS: (0, 'row'), FLIP_LOG_PROBS: (0, 'row'), MC_PROBS: (1, 'row'),
     LAST_LAYER_INPUT: (0, 'row'), FEATURES: (0, 'image'), PRED_LOSS: (0, 'image'), AUG_PROBS: (1, 'image'),
+    BOXES: (0, 'row'), LABELS: (0, 'row'), SCORES: (0, 'row'), BOX_STABILITY: (0, 'row'), PROPOSAL_IOU: (0, 'row'),
+    CLASS_QUALITY: (0, 'model'),
 }
 
 #: Every output an adapter may be asked for.
@@ -115,6 +137,8 @@ def check_outputs(outputs: Mapping, requires: Collection[str], who: str = 'the s
     num_rows = num_images if index is None else index.shape[0]
     for key in requires:
         dim, level = _ROW_DIM[key]
+        if level == 'model':
+            continue
         expected = num_rows if level == 'row' else num_images
         got = outputs[key].shape[dim]
         if got != expected:

@@ -13,7 +13,9 @@ from mmdet.structures.bbox import bbox_overlaps
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from mmal.engine import build_method
+from mmal.engine import AcquisitionService, build_method
+from mmal.engine.class_quality import num_classes_of
+from mmal.errors import UserError
 from mmal.models import DetectionAdapter
 from mmal.models.detection import find_family
 from mmal.models.detection.distributions import sigmoid_log_probs
@@ -38,6 +40,7 @@ def family_model(name):
         logger.setLevel(logging.WARNING)  # init_weights logs every parameter
         model.init_weights()
         logger.setLevel(level)
+        model.mmal_class_quality = torch.rand(num_classes_of(model))  # as ClassQualityHook leaves it
         _models[name] = model.eval()
     return _models[name]
 
@@ -73,6 +76,10 @@ def test_every_method_scores_every_family(name, method):
     model = family_model(name)
     built = build_method(*matrix.METHODS[method])
     scorer, selector, requires = built.scorer, built.selector, built.requires
+    if not matrix.supported(method, matrix.FAMILIES[name][2]):
+        with pytest.raises(UserError, match=r'^[^\n]+ cannot score [^\n]+\.$'):
+            AcquisitionService(built, progress=False).check_model(model)
+        return
     adapter = DetectionAdapter(model, requires | ({'probs'} - {'features'} if method != 'CoreSet' else set()))
     out = adapter(batch())
     assert out['num_images'] == 2
@@ -98,6 +105,12 @@ def test_every_method_scores_every_family(name, method):
         assert (foreground >= scores - 1e-5).all()
         kept = foreground * classes[torch.arange(len(first)), labels] / classes.max(1).values
         assert torch.allclose(kept, scores, atol=1e-5)
+    if method == 'PPAL':  # the per-class quality ClassQualityHook records while training
+        assert torch.equal(out['class_quality'], model.mmal_class_quality)
+        values = scorer(out)
+        picks = selector.select(1, values, selector.image_inputs(out), torch.zeros(2, dtype=torch.bool))
+        assert values.shape == (2, ) and (values >= 0).all() and len(picks) == 1
+        return
     if method == 'BADGE':
         inputs = selector.image_inputs(out)
         assert inputs['badge_input'].shape[0] == 2 and len(selector.select(1, None, inputs, torch.tensor(

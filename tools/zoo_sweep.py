@@ -231,10 +231,8 @@ def check_method(model, method: str, data: dict, theirs: list, compared: Dict[st
                 compared['differs'] = same_instances(adapter.detect(copy.deepcopy(data)), theirs)
             if compared['differs']:
                 return f'FAILED: boxes differ from predict: {compared["differs"]}'
-        if built.scorer is not None:
-            values = built.scorer(out)
-        else:
-            values = next(iter(built.selector.image_inputs(out).values()))
+        inputs = built.selector.image_inputs(out)
+        values = built.scorer(out) if built.scorer is not None else next(iter(inputs.values()))
         if not bool(torch.isfinite(values).all()):
             return 'FAILED: non-finite outputs'
     except Exception as err:  # noqa: BLE001  (the sweep records what failed after the check passed)
@@ -297,6 +295,13 @@ def run_model(tiny: dict) -> dict:
     except (TypeError, ValueError):
         family = None
     out = dict(status='ran', head=head_name, family=family, boxes=sum(len(t) for t in theirs))
+    if head is not None and isinstance(getattr(head[-1] if type(head).__name__ == 'ModuleList' else head,
+                                               'num_classes', None), int):
+        from mmal.checkpoint import CLASS_QUALITY_ATTR
+        from mmal.engine.class_quality import num_classes_of
+        # what ClassQualityHook leaves on a trained model (PPAL's scorer reads it)
+        quality = torch.rand(num_classes_of(model), generator=torch.Generator().manual_seed(0))
+        setattr(model, CLASS_QUALITY_ATTR, quality)
     compared: Dict[str, Optional[str]] = {}
     out['methods'] = {method: check_method(model, method, data, theirs, compared) for method in METHODS}
     return out
@@ -362,8 +367,14 @@ def render(records: List[dict]) -> str:
     for r in ran:
         if r['methods']['Entropy'] == 'equal':
             for method, verdict in r['methods'].items():
-                if verdict.startswith('refused'):
+                if verdict.startswith('refused') and matrix.supported(method, r['family']):
                     partly[f'{method} on {r["detector"]} ({r["head"]})'].add(_reason(verdict))
+    for method, families in matrix.ONLY_ON.items():
+        on = Counter(r['methods'][method].split(':')[0] for r in ran if r['family'] in families)
+        off = sum(r['methods'][method].startswith('refused') for r in ran
+                  if r['family'] is not None and r['family'] not in families)
+        lines += ['', f'{method} runs on {", ".join(sorted(families))} detectors only ({on["equal"]} equal to '
+                  f'`predict`) and is refused by design on the {off} other claimed ones.']
     if partly:
         lines += ['', 'Methods refused on claimed detectors:', '']
         lines += [f'- {name}: {"; ".join(sorted(reasons))}' for name, reasons in sorted(partly.items())]

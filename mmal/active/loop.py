@@ -259,7 +259,7 @@ class ActiveLearningLoop:
         cfg = cycle_config(self.cfg, f'trial{trial}_cycle{cycle}', self.pool_cfg, self.state.cycle_dir(trial, cycle),
                            self.state.path(trial, cycle, 'labeled.json'), self.al.cycle_seed(trial, cycle),
                            load_from=load_from, semi_supervised=self.al.semi_supervised, progress=self.progress,
-                           launcher=self.launcher)
+                           launcher=self.launcher, training_hooks=self.al.method(trial, cycle).training_hooks)
         return Runner.from_cfg(cfg)
 
     def _train(self, trial: int, cycle: int) -> Runner:

@@ -7,12 +7,13 @@ import copy
 import os
 import os.path as osp
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from mmdet.registry import DATASETS
 from mmengine.config import Config
 
 from .. import dist
+from ..engine.hooks import with_hooks
 
 VOC_LAYOUT = ('VOCdevkit/VOC2007/{JPEGImages,Annotations,ImageSets/Main/trainval.txt,test.txt} '
               '(and VOC2012 likewise for VOC07+12; PASCAL VOC is at host.robots.ox.ac.uk/pascal/VOC)')
@@ -70,7 +71,8 @@ class CycleConfig(Config):
 
 def cycle_config(cfg: Config, name: str, pool_cfg: Dict[str, Any], cycle_dir: str, labeled_file: str, seed: int, *,
                  load_from: Optional[str] = None, semi_supervised: Optional[Dict[str, Any]] = None,
-                 progress: bool = True, launcher: str = 'none') -> CycleConfig:
+                 progress: bool = True, launcher: str = 'none',
+                 training_hooks: Sequence[Dict[str, Any]] = ()) -> CycleConfig:
     """The mmengine config of one cycle's ``Runner``.
 
     Args:
@@ -84,6 +86,8 @@ def cycle_config(cfg: Config, name: str, pool_cfg: Dict[str, Any], cycle_dir: st
         semi_supervised: ``active_learning.semi_supervised``: train on the unlabeled rest too.
         progress: Add a training progress bar.
         launcher: ``'none'`` or the distributed launcher.
+        training_hooks: Hooks the acquisition method needs while training
+            (:attr:`~mmal.engine.AcquisitionMethod.training_hooks`), added unless the config has them.
     """
     out = CycleConfig(copy.deepcopy(cfg.to_dict()), filename=cfg.filename)
     out.pop('active_learning', None)
@@ -95,7 +99,7 @@ def cycle_config(cfg: Config, name: str, pool_cfg: Dict[str, Any], cycle_dir: st
     out.load_from = load_from
     if semi_supervised is not None:
         _semi_supervised_training_set(out, pool_cfg, labeled_file, semi_supervised)
-    out.custom_hooks = list(out.get('custom_hooks', [])) + [dict(type='InterruptHook')]
+    out.custom_hooks = with_hooks(out.get('custom_hooks'), [*training_hooks, dict(type='InterruptHook')])
     if progress:
         out.custom_hooks.append(dict(type='TrainProgressHook'))
     dist.distributed_cfg(out, launcher)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os.path as osp
 import time
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmdet.registry import HOOKS
 from mmengine.dist import get_rank
@@ -24,6 +24,14 @@ from .method import build_method
 def scoring_pipeline(test_pipeline) -> list:
     """The config's test pipeline without annotation loading (the pool has no labels)."""
     return [dict(t) for t in test_pipeline if t['type'] not in ('LoadAnnotations', 'mmdet.LoadAnnotations')]
+
+
+def with_hooks(custom_hooks: Optional[Sequence[Dict[str, Any]]],
+               hooks: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """``custom_hooks`` plus each of ``hooks`` whose type it does not hold yet."""
+    out = [dict(h) for h in custom_hooks or []]
+    present = {h.get('type') for h in out}
+    return out + [dict(h) for h in hooks if h['type'] not in present]
 
 
 def scoring_model(runner) -> nn.Module:
@@ -112,6 +120,11 @@ class ActiveLearningHook(Hook):
         """Fail before training when the model cannot be scored this way or the pool is unusable
         (its image files missing included)."""
         self.service.check_model(runner.model.module if is_model_wrapper(runner.model) else runner.model)
+        present = {type(hook).__name__ for hook in runner.hooks}
+        missing_hooks = [h['type'] for h in self.method.training_hooks if h['type'] not in present]
+        if missing_hooks:
+            raise UserError(f'ActiveLearningHook: {self.method.name} reads what {missing_hooks[0]} records while '
+                            f"training; add dict(type='{missing_hooks[0]}') to custom_hooks.")
         listed = self._listed_pool([])
         missing = [d['img_path'] for d in listed.data_list if not osp.isfile(d['img_path'])]
         if missing:

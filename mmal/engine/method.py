@@ -8,9 +8,10 @@ The AL driver (``active_learning`` section), :class:`~mmal.engine.ActiveLearning
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, Optional, Union
+from typing import Any, Dict, FrozenSet, List, Optional, Union
 
 from ..errors import UserError
+from ..outputs import CLASS_QUALITY
 from ..registry import SCORERS, SELECTORS
 from ..scoring.scorers import Scorer
 from ..selection.base import Selector
@@ -50,6 +51,12 @@ class AcquisitionMethod:
         """The model outputs (:mod:`mmal.outputs`) the scorer and the selector read."""
         scored = self.scorer.requires if self.scorer is not None else frozenset()
         return frozenset(scored) | self.selector.requires
+
+    @property
+    def training_hooks(self) -> List[Dict[str, Any]]:
+        """The hooks the model must train with for this method (PPAL's scorer reads the per-class
+        quality that ``ClassQualityHook`` records while training)."""
+        return [dict(type='ClassQualityHook')] if CLASS_QUALITY in self.requires else []
 
     @property
     def name(self) -> str:

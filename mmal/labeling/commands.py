@@ -24,7 +24,7 @@ from ..engine.acquisition import (
     same_score_warning,
     selection_record,
 )
-from ..engine.hooks import scoring_pipeline
+from ..engine.hooks import scoring_pipeline, with_hooks
 from ..engine.method import method_from_flags
 from ..errors import UserError
 from ..fileio import atomic_write_json, commit, temp_path
@@ -104,8 +104,9 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
     cfg.work_dir = train_dir
     cfg.resume, cfg.load_from = False, None
     cfg.randomness = dict(seed=project.state.cycle)
-    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='InterruptHook')] + (
-        [dict(type='TrainProgressHook')] if progress else [])
+    method = method_from_flags(cfg.get('active_learning'), seed=project.state.cycle)
+    cfg.custom_hooks = with_hooks(cfg.get('custom_hooks'), [*method.training_hooks, dict(type='InterruptHook')] + (
+        [dict(type='TrainProgressHook')] if progress else []))
     dist.distributed_cfg(cfg, launcher)
     runner = Runner.from_cfg(cfg)
     interrupt.check()

@@ -7,8 +7,11 @@ from . import functional
 from .scorers import (
                       BALD,
                       Consistency,
+                      DifficultyCalibratedUncertainty,
                       Entropy,
                       Inconsistency,
+                      LocalizationStability,
+                      LocalizationTightness,
                       LossPrediction,
                       Margin,
                       MCVariationRatio,
@@ -18,4 +21,5 @@ from .scorers import (
 )
 
 __all__ = ['functional', 'Scorer', 'Random', 'Entropy', 'VariationRatio', 'Margin', 'BALD', 'MCVariationRatio',
-           'Consistency', 'Inconsistency', 'LossPrediction']
+           'Consistency', 'Inconsistency', 'LossPrediction', 'DifficultyCalibratedUncertainty', 'LocalizationStability',
+           'LocalizationTightness']

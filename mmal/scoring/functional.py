@@ -198,3 +198,60 @@ def aggregate(values: Tensor,
         if mode == 'mean':
             out = out / counts.clamp_min(1)
     return torch.where(counts > 0, out, torch.full_like(out, empty))
+
+
+def weighted_mean(values: Tensor, weights: Tensor, image_index: Tensor, num_images: int,
+                  empty: float = 0.0) -> Tensor:
+    """Per image, the mean of its boxes' ``values`` weighted by ``weights``.
+
+    Args:
+        values: ``[M]`` per-box values.
+        weights: ``[M]`` non-negative weights (e.g. detection scores).
+        image_index: ``[M]`` image of each box, in ``[0, num_images)``.
+        num_images: ``N``.
+        empty: Score of an image without a box, or whose weights sum to 0.
+
+    Returns:
+        ``[N]``.
+    """
+    image_index = image_index.long()
+    total = torch.zeros(num_images, dtype=values.dtype, device=values.device)
+    total.index_add_(0, image_index, values * weights)
+    mass = torch.zeros_like(total)
+    mass.index_add_(0, image_index, weights.to(values.dtype))
+    return torch.where(mass > 0, total / mass.clamp_min(torch.finfo(values.dtype).tiny), torch.full_like(total, empty))
+
+
+def binary_entropy(p: Tensor) -> Tensor:
+    """``-p log p - (1 - p) log (1 - p)`` of each probability (0 at 0 and 1)."""
+    p = p.clamp(0, 1)
+    return -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))
+
+
+def difficulty_weights(quality: Tensor, alpha: float = 0.3, upper_bound: float = 0.2) -> Tensor:
+    """PPAL's class weights from per-class detection quality ``q`` (Yang et al., CVPR 2024):
+    ``1 + alpha * upper_bound * log(b (1 - q) + 1)`` with ``b = exp(1 / alpha) - 1``, which runs
+    from 1 (a class detected perfectly, ``q = 1``) to ``1 + upper_bound`` (never detected, ``q = 0``);
+    a smaller ``alpha`` raises the weight of moderately hard classes more steeply.
+
+    Args:
+        quality: ``[C]`` qualities in ``[0, 1]``.
+        alpha: Curvature (PPAL's ``class_weight_alpha``, 0.3 in its VOC and COCO configs).
+        upper_bound: Largest extra weight (PPAL's ``class_weight_ub``, 0.2).
+
+    Returns:
+        ``[C]`` weights.
+    """
+    if alpha <= 0:
+        raise ValueError(f'alpha must be > 0, got {alpha}.')
+    b = torch.expm1(torch.tensor(1.0 / alpha, dtype=torch.float64)).item()
+    return 1 + alpha * upper_bound * torch.log1p(b * (1 - quality.clamp(0, 1)))
+
+
+def localization_tightness(proposal_iou: Tensor, scores: Tensor) -> Tensor:
+    """Kao et al.'s (ACCV 2018) tightness uncertainty of each box: ``1 - |T + P - 1|`` where ``T`` is
+    the IoU of its proposal with its refined box and ``P`` its score. A box whose localization and
+    classification disagree (a tight box scored low, a loose box scored high) has ``|T + P - 1|``
+    near 1 and is certain; ``T + P = 1`` is the most uncertain. The image score (aggregation
+    ``'max'``) is then ``1 - min |T + P - 1|``, the paper's image-level choice."""
+    return 1 - (proposal_iou + scores - 1).abs()

@@ -13,7 +13,22 @@ from typing import Any, ClassVar, FrozenSet, Mapping, Optional, Union
 import torch
 from torch import Tensor
 
-from ..outputs import AUG_PROBS, FLIP_LOG_PROBS, LOG_PROBS, MC_PROBS, PRED_LOSS, PROBS, check_outputs
+from ..outputs import (
+    AUG_PROBS,
+    BOX_STABILITY,
+    CLASS_QUALITY,
+    FLIP_LOG_PROBS,
+    IMAGE_INDEX,
+    LABELS,
+    LOG_PROBS,
+    MC_PROBS,
+    NUM_IMAGES,
+    PRED_LOSS,
+    PROBS,
+    PROPOSAL_IOU,
+    SCORES,
+    check_outputs,
+)
 from ..registry import SCORERS
 from . import functional as F
 
@@ -163,3 +178,65 @@ class LossPrediction(Scorer):
 
     def compute(self, outputs: Mapping[str, Any]) -> Tensor:
         return outputs[PRED_LOSS].reshape(-1)
+
+
+@SCORERS.register_module()
+class DifficultyCalibratedUncertainty(Scorer):
+    """PPAL's difficulty-calibrated uncertainty (DCUS, Yang et al., CVPR 2024): each kept box's
+    binary entropy of its detection score, weighted by how hard its class was during training
+    (:func:`~mmal.scoring.functional.difficulty_weights` of the per-class detection quality that
+    :class:`~mmal.engine.ClassQualityHook` keeps as an EMA), summed over the image's boxes.
+
+    PPAL ranks with it a candidate pool of ``k x budget`` images and then picks diverse ones among
+    them: ``selection=dict(type='CategoryMatching')`` (:class:`~mmal.selection.CategoryMatching`).
+
+    Args:
+        alpha: Curvature of the class weights (PPAL: 0.3).
+        upper_bound: Largest extra class weight (PPAL: 0.2).
+        score_thr: Boxes scoring below it count nothing (PPAL: 0.05).
+        aggregation: How box values become the image score (PPAL sums them).
+        **kwargs: ``k``, ``empty_score`` and ``seed`` of :class:`Scorer`.
+    """
+    requires = frozenset({SCORES, LABELS, CLASS_QUALITY})
+
+    def __init__(self, alpha: float = 0.3, upper_bound: float = 0.2, score_thr: float = 0.05,
+                 aggregation: str = 'sum', **kwargs) -> None:
+        super().__init__(aggregation=aggregation, **kwargs)
+        if alpha <= 0 or upper_bound < 0:
+            raise ValueError(f'alpha must be > 0 and upper_bound >= 0, got {alpha} and {upper_bound}.')
+        self.alpha, self.upper_bound, self.score_thr = alpha, upper_bound, score_thr
+
+    def compute(self, outputs: Mapping[str, Any]) -> Tensor:
+        scores = outputs[SCORES].float()
+        weights = F.difficulty_weights(outputs[CLASS_QUALITY].float().to(scores.device), self.alpha, self.upper_bound)
+        values = F.binary_entropy(scores) * weights[outputs[LABELS].long()]
+        return torch.where(scores >= self.score_thr, values, torch.zeros_like(values))
+
+
+@SCORERS.register_module()
+class LocalizationStability(Scorer):
+    """Kao et al.'s localization stability (ACCV 2018), as an uncertainty: one minus the
+    score-weighted mean, over the image's kept boxes, of each box's stability (its mean IoU with the
+    best-matching box detected on copies of the image with Gaussian pixel noise; the adapter's
+    ``noise_levels``). An image whose boxes move under noise scores high; an image without a box
+    gets ``empty_score``.
+    """
+    requires = frozenset({SCORES, BOX_STABILITY})
+    image_level = True
+
+    def compute(self, outputs: Mapping[str, Any]) -> Tensor:
+        scores = outputs[SCORES].float()
+        return F.weighted_mean(1 - outputs[BOX_STABILITY].float(), scores, outputs[IMAGE_INDEX],
+                               int(outputs[NUM_IMAGES]), self.empty_score)
+
+
+@SCORERS.register_module()
+class LocalizationTightness(Scorer):
+    """Kao et al.'s localization tightness (ACCV 2018) with the classification score: per box
+    ``1 - |T + P - 1|`` (:func:`~mmal.scoring.functional.localization_tightness`), ``T`` the IoU of
+    its proposal with its refined box; the image score is the largest (the paper's
+    ``min |T + P - 1|``). Needs a detector with proposals (two-stage)."""
+    requires = frozenset({SCORES, PROPOSAL_IOU})
+
+    def compute(self, outputs: Mapping[str, Any]) -> Tensor:
+        return F.localization_tightness(outputs[PROPOSAL_IOU].float(), outputs[SCORES].float())

@@ -13,13 +13,16 @@ affects them alike.
 
 2. Every family of ``tools/support_matrix.py`` (the models of ``tests/family_configs`` at
    ``--size`` px with mmdet's own proposal counts; score threshold 0 so an untrained model keeps
-   its ``max_per_img`` boxes an image, the heaviest case): entropy, consistency and BALD (T=10)
-   as ratios to ``model.predict``.
+   its ``max_per_img`` boxes an image, the heaviest case): entropy, consistency, BALD (T=10),
+   PPAL's per-batch work (DCUS scores and the boxes kept for matching), localization tightness
+   (two-stage) and localization stability (6 noise levels) as ratios to ``model.predict``; then
+   PPAL's diversity step alone (matching and k-medoids over 4 x budget candidates), in seconds.
 3. Memory: a fresh process streams N, another 10·N pool images through the entropy scorer on
    SSD300; their peak RSS is compared.
 
-Targets: entropy <= 1.10x, consistency <= 2.1x, BALD (T=10) <= 1.6x for every family; RSS of 10·N
-within 10 % of N. The last line is a JSON object with the figures.
+Targets: entropy <= 1.10x, consistency <= 2.1x, BALD (T=10) <= 1.6x, PPAL <= 1.3x, tightness
+<= 1.10x for every family that runs it (stability has none: it runs the detector 7 times); RSS of
+10·N within 10 % of N. The last line is a JSON object with the figures.
 """
 from __future__ import annotations
 
@@ -50,6 +53,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 import mmal  # noqa: E402,F401
 from mmal.datasets import ImagePoolDataset, ToyVOCSpec, generate_toy_voc  # noqa: E402
 from mmal.engine import AcquisitionService, build_method  # noqa: E402
+from mmal.engine.class_quality import num_classes_of  # noqa: E402
 from mmal.engine.hooks import scoring_pipeline  # noqa: E402
 from mmal.models import DetectionAdapter  # noqa: E402
 
@@ -62,7 +66,17 @@ SSD_METHODS = {
     'consistency': (dict(type='Consistency'), None, {}, 2.10),
     'bald_t10': (dict(type='BALD'), None, dict(mc_samples=10), 1.60),
 }
-FAMILY_METHODS = {k: SSD_METHODS[k] for k in ('entropy', 'consistency', 'bald_t10')}
+FAMILY_METHODS = {
+    **{k: SSD_METHODS[k] for k in ('entropy', 'consistency', 'bald_t10')},
+    # PPAL's per-batch work: DCUS scores plus each image's boxes kept for the matching step
+    'ppal': (dict(type='DifficultyCalibratedUncertainty'), dict(type='CategoryMatching'), {}, 1.30),
+    # Kao et al.: tightness reads the proposals (two-stage only); stability re-runs the detector on
+    # noisy copies, once per noise level (6 by default): no target, it costs what it runs
+    'loc_tightness': (dict(type='LocalizationTightness'), None, {}, 1.10),
+    'loc_stability': (dict(type='LocalizationStability'), None, {}, None),
+}
+#: benchmark method -> the support-matrix column that says where it runs
+MATRIX_COLUMN = {'ppal': 'PPAL', 'loc_tightness': 'LocTightness', 'loc_stability': 'LocStability'}
 
 
 def quiet_build(cfg_model) -> torch.nn.Module:
@@ -130,14 +144,40 @@ def ratios(model, batches, methods, **adapter_args) -> dict:
     for name, (scorer_cfg, selection, extra, _) in methods.items():
         method = build_method(scorer_cfg, selection)
         adapter = DetectionAdapter(model, method.requires, **adapter_args, **extra)
-        reduce = method.scorer if method.scorer is not None else method.selector.image_inputs
-        fns[name] = lambda b, reduce=reduce, adapter=adapter: reduce(adapter(b))
+        fns[name] = lambda b, method=method, adapter=adapter: per_batch(method, adapter(b))
     with torch.no_grad():
         best = interleaved(fns, batches)
     images = sum(len(b['inputs']) for b in batches)
     out = {'predict_img_s': round(images / best['predict'], 3)}
     out.update({name: round(best[name] / best['predict'], 3) for name in methods})
     return out
+
+
+def per_batch(method, outputs) -> None:
+    """What an acquisition keeps of one batch: the scores and the selector's per-image inputs."""
+    if method.scorer is not None:
+        method.scorer(outputs)
+    if method.selector.requires:
+        method.selector.image_inputs(outputs)
+
+
+def matching_step(budget: int, boxes: int = 20, dim: int = 256, classes: int = 20) -> dict:
+    """Seconds of PPAL's diversity step (category-conditioned matching and k-medoids over
+    ``pool_factor x budget`` candidates) on synthetic boxes."""
+    from mmal.selection import CategoryMatching
+    selector = CategoryMatching(seed=0)
+    num = selector.pool_factor * budget
+    g = torch.Generator().manual_seed(0)
+    image_index = torch.arange(num).repeat_interleave(boxes)
+    outputs = dict(num_images=num, image_index=image_index, labels=torch.randint(classes, (len(image_index), ),
+                                                                                   generator=g),
+                   scores=torch.rand(len(image_index), generator=g),
+                   last_layer_input=torch.randn(len(image_index), dim, generator=g))
+    inputs = selector.image_inputs(outputs)
+    start = time.perf_counter()
+    picks = selector.select(budget, torch.rand(num, generator=g), inputs, torch.zeros(num, dtype=torch.bool))
+    assert len(picks) == budget
+    return {'budget': budget, 'candidates': num, 'seconds': round(time.perf_counter() - start, 2)}
 
 
 def rss_child(toy_root: str, num: int, batch_size: int) -> None:
@@ -197,20 +237,28 @@ def main() -> None:
     batches = noise_batches(args.images, args.size, args.batch_size)
     print(f'families: {args.images} noise images at {args.size} px, batch {args.batch_size}, score threshold 0 '
           '(max_per_img boxes an image); ratio to predict')
-    print(f'  {"detector":16s} {"predict":>10s} ' + ' '.join(f'{k:>12s}' for k in FAMILY_METHODS))
+    print(f'  {"detector":16s} {"predict":>10s} ' + ' '.join(f'{k:>14s}' for k in FAMILY_METHODS))
     per_family = {}
     for name in names:
         cfg = Config.fromfile(osp.join(ROOT, 'tests', 'family_configs', f'{name}.py'))
         if 'rpn' in cfg.model.get('test_cfg', {}):  # mmdet's own proposal counts, not the tests' small ones
             cfg.model.test_cfg.rpn.update(nms_pre=1000, max_per_img=1000)
         model = quiet_build(cfg.model)
-        found = ratios(model, batches, FAMILY_METHODS)
-        met = all(found[k] <= FAMILY_METHODS[k][3] for k in FAMILY_METHODS)
+        model.mmal_class_quality = torch.rand(num_classes_of(model))  # what ClassQualityHook leaves
+        methods = {k: v for k, v in FAMILY_METHODS.items()
+                   if matrix.supported(MATRIX_COLUMN.get(k, 'Entropy'), matrix.FAMILIES[name][2])}
+        found = ratios(model, batches, methods)
+        met = all(found[k] <= methods[k][3] for k in methods if methods[k][3] is not None)
         ok &= met
         per_family[name] = found
         print(f'  {matrix.FAMILIES[name][0]:16s} {found["predict_img_s"]:7.2f}/s '
-              + ' '.join(f'{found[k]:11.2f}x' for k in FAMILY_METHODS) + ('' if met else '   (misses a target)'))
+              + ' '.join(f'{found[k]:13.2f}x' if k in found else f'{"refused":>14s}' for k in FAMILY_METHODS)
+              + ('' if met else '   (misses a target)'))
     figures['families'] = per_family
+    steps = [matching_step(budget) for budget in ((25, ) if args.quick else (100, 500))]
+    print('PPAL diversity step (matching + k-medoids, 20 boxes x 256-D an image, 20 classes): '
+          + ', '.join(f'{s["candidates"]} candidates -> {s["budget"]} in {s["seconds"]} s' for s in steps))
+    figures['ppal_diversity_step'] = steps
 
     if not (args.quick or args.families_only):  # 3. memory
         peaks = []

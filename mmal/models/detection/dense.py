@@ -108,10 +108,12 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
                 and not getattr(getattr(head, 'loss_cls', None), 'custom_cls_channels', False))
 
     def check(self, requires: FrozenSet[str]) -> None:
+        super().check(requires)
         if self.classifiers is None and requires & {MC_PROBS, LAST_LAYER_INPUT}:
             raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
-                            'so Monte-Carlo dropout cannot be drawn nor its input read (BALD, BADGE); use a scorer '
-                            'without MC samples (Entropy, Margin, Consistency) or a feature selection (KCenterGreedy).')
+                            'so Monte-Carlo dropout cannot be drawn nor its input read (BALD, BADGE, '
+                            'CategoryMatching); use a scorer without MC samples (Entropy, Margin, Consistency) or a '
+                            'feature selection (KCenterGreedy).')
 
     def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
         """The last classification conv of each level, or None when it cannot be found."""

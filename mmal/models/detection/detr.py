@@ -58,11 +58,12 @@ class DETRFamily(DetectorFamily[DETRPass]):
                 and implements(head, '_predict_by_feat_single', DETRHead))
 
     def check(self, requires: FrozenSet[str]) -> None:
+        super().check(requires)
         if requires & {MC_PROBS, LAST_LAYER_INPUT} and not isinstance(
                 getattr(self.head, 'cls_branches', None) or getattr(self.head, 'fc_cls', None), (nn.Module, )):
             raise TypeError(f'{type(self.head).__name__} has neither cls_branches nor fc_cls, so its classification '
-                            'layer cannot be sampled (BALD) nor its input read (BADGE); use Entropy, Margin or '
-                            'Consistency.')
+                            'layer cannot be sampled (BALD) nor its input read (BADGE, CategoryMatching); use '
+                            'Entropy, Margin or Consistency.')
 
     def classifier(self, num_layers: int) -> nn.Module:
         """The layer that classifies the last decoder layer's queries."""

@@ -31,6 +31,8 @@ from mmengine.config import ConfigDict
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ...outputs import PROPOSAL_IOU
+
 
 @dataclass
 class FamilyPass:
@@ -65,6 +67,8 @@ class DetectorFamily(Generic[PassT]):
     class_specific_boxes: ClassVar[bool] = False
     #: Human-readable list of the detectors it covers (for error messages and the README).
     covers: ClassVar[str] = ''
+    #: Whether each candidate is a proposal that the detector refines (:meth:`proposal_boxes`).
+    has_proposals: ClassVar[bool] = False
 
     def __init__(self, model: BaseDetector, test_cfg: Optional[Dict[str, Any]] = None) -> None:
         self.model = model
@@ -77,7 +81,12 @@ class DetectorFamily(Generic[PassT]):
 
     def check(self, requires: FrozenSet[str]) -> None:
         """Raise a TypeError naming the reason when an output of ``requires`` (keys of
-        :mod:`mmal.outputs`) cannot be computed for this detector; called before any training."""
+        :mod:`mmal.outputs`) cannot be computed for this detector; called before any training.
+        Subclasses extend it (calling this one)."""
+        if PROPOSAL_IOU in requires and not self.has_proposals:
+            raise TypeError(f'localization tightness compares each box with the proposal it was refined from, and '
+                            f'{type(self.model).__name__} ({type(self).__name__}) has no proposals (only two-stage '
+                            'detectors do); use LocalizationStability.')
 
     def post_cfg(self, base: Optional[dict]) -> ConfigDict:
         """A copy of the model's post-processing config with the adapter's overrides applied."""
@@ -118,6 +127,10 @@ class DetectorFamily(Generic[PassT]):
         """``[A, 4]`` boxes (input pixels) of every candidate of ``image``; ``label`` picks the box of
         that class where regression is class-specific (``flip_alignment='match'``)."""
         raise NotImplementedError
+
+    def proposal_boxes(self, p: PassT, image: Tensor, source: Tensor) -> Tensor:
+        """``[M, 4]`` the proposal (input pixels) each row's candidate is (``has_proposals`` families)."""
+        raise NotImplementedError(f'{type(self).__name__} has no proposals.')
 
     def mirrored_log_probs(self, p: PassT, flipped_feats: Sequence[Tensor], image: Tensor, source: Tensor) -> Tensor:
         """``[M, K]`` log-probabilities at the rows' mirrored locations in the flipped batch's features

@@ -35,6 +35,7 @@ class TwoStagePass(FamilyPass):
     offsets: List[int]  # first row of each image in the batch's RoIs
     roi_inputs: List[Tensor]  # per stage, the box head's input [R_total, ...]
     cls_inputs: List[Tensor]  # per stage, fc_cls's input [R_total, D]
+    proposals: List[Tensor] = field(default_factory=list)  # per image [R, 4] the RPN's boxes
     cache: Dict = field(default_factory=dict)
 
 
@@ -44,6 +45,7 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
     standard or cascade RoI head."""
     covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN (RPN + standard or cascade RoI head)'
     class_specific_boxes = True
+    has_proposals = True
 
     def __init__(self, model: BaseDetector, test_cfg: Optional[dict] = None) -> None:
         super().__init__(model, test_cfg)
@@ -74,6 +76,7 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
                    and isinstance(getattr(h, 'fc_cls', None), nn.Linear) and not h.custom_cls_channels for h in heads)
 
     def check(self, requires: FrozenSet[str]) -> None:
+        super().check(requires)
         if MC_PROBS in requires:
             for head in self.heads:
                 if not implements(head, 'forward', ConvFCBBoxHead):
@@ -107,7 +110,8 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
                                            sources=inds // num_classes))
         offsets = torch.tensor((0, ) + counts).cumsum(0).tolist()
         return TwoStagePass(detections=detections, logits=list(cls_scores), raw_boxes=[r.bboxes for r in raw],
-                            offsets=offsets, roi_inputs=list(roi_inputs), cls_inputs=list(cls_inputs))
+                            offsets=offsets, roi_inputs=list(roi_inputs), cls_inputs=list(cls_inputs),
+                            proposals=proposals)
 
     def empty_pass(self, rois: Tensor, num_images: int, detect: bool) -> TwoStagePass:
         """The pass of a batch without proposals: no candidate, no detection."""
@@ -118,7 +122,7 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         empty = InstanceData(bboxes=rois.new_zeros((0, 4)), scores=rois.new_zeros((0, )), labels=none, sources=none)
         return TwoStagePass(detections=[empty] * num_images if detect else None, logits=[logits] * num_images,
                             raw_boxes=[boxes] * num_images, offsets=[0] * (num_images + 1), roi_inputs=[],
-                            cls_inputs=[])
+                            cls_inputs=[], proposals=[rois.new_zeros((0, 4))] * num_images)
 
     def num_candidates(self, p: TwoStagePass, image: int) -> int:
         return p.logits[image].shape[0]
@@ -143,6 +147,11 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         if not p.cls_inputs:  # a batch without proposals
             return p.logits[0].new_zeros((0, self.heads[-1].fc_cls.in_features))
         return p.cls_inputs[-1][self._rows(p, image, source)]
+
+    def proposal_boxes(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
+        if not p.roi_inputs:  # a batch without proposals
+            return p.logits[0].new_zeros((0, 4))
+        return torch.cat(p.proposals)[self._rows(p, image, source)]
 
     def candidate_boxes(self, p: TwoStagePass, image: int, label: Optional[int] = None) -> Tensor:
         boxes = p.raw_boxes[image]
