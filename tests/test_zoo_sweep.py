@@ -14,7 +14,11 @@ _spec.loader.exec_module(zoo)
 
 SUBSET = {
     'retinanet/retinanet_r18_fpn_1x_coco.py': dict(Entropy='equal', BALD='equal', Consistency='equal', BADGE='equal'),
-    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py': dict(Entropy='equal', BALD='equal', Consistency='equal'),
+    'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py': dict(Entropy='equal', BALD='equal', Consistency='equal',
+                                                       PPAL='equal', LocStability='equal', LocTightness='equal'),
+    # a head whose one map per level holds boxes, objectness and classes (YOLOV3Family)
+    'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py': dict(Entropy='equal', BALD='equal', Consistency='equal',
+                                                           PPAL='equal', LocTightness='refused'),
     # a box head without ConvFCBBoxHead's forward: BALD has no dropout site, refused before training
     'double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py': dict(Entropy='equal', BALD='refused'),
     # RoI heads that refine boxes in another branch or run queries: no family reproduces their predict

@@ -27,6 +27,7 @@ FAMILIES = {
     'vfnet': ('VFNet', 'vfnet/vfnet_r50_fpn_1x_coco.py', 'DenseHeadFamily'),
     'paa': ('PAA', 'paa/paa_r50_fpn_1x_coco.py', 'PAAFamily'),
     'yolox': ('YOLOX', 'yolox/yolox_tiny_8xb8-300e_coco.py', 'YOLOXFamily'),
+    'yolov3': ('YOLOv3', 'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py', 'YOLOV3Family'),
     'rtmdet': ('RTMDet', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 'DenseHeadFamily'),
     'faster_rcnn': ('Faster R-CNN', 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'TwoStageFamily'),
     'cascade_rcnn': ('Cascade R-CNN', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py', 'TwoStageFamily'),
@@ -63,6 +64,7 @@ NOTES = {
     'GFLFamily': 'quality sigmoid, integral boxes; flip by box IoU',
     'PAAFamily': 'sqrt(sigmoid x IoU), score voting; flip by box IoU',
     'YOLOXFamily': 'sigmoid x objectness; flip by box IoU',
+    'YOLOV3Family': 'sigmoid x objectness (one map per level); MC dropout in the prediction conv; flip by box IoU',
     'TwoStageFamily': 'RoI softmax over C+1 (cascade: stage mean); MC dropout in the shared FCs; flip by box IoU',
     'DETRFamily': 'last decoder layer per query (DETR softmax, others sigmoid); flip by box IoU',
 }

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Seq
 
 import torch
 import torch.nn.functional as nnf
-from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, YOLOXHead
+from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, YOLOV3Head, YOLOXHead
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors import BaseDetector, SingleStageDetector
 from mmdet.models.layers import multiclass_nms
@@ -97,7 +97,7 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
         super().__init__(model, test_cfg)
         self.head: BaseDenseHead = model.bbox_head
         self.cfg = self.post_cfg(self.head.test_cfg)
-        self.use_sigmoid = bool(self.head.use_sigmoid_cls)
+        self.use_sigmoid = bool(getattr(self.head, 'use_sigmoid_cls', True))  # YOLOv3's sigmoid head has no flag
         self.classifiers = self.classifier_layers(self.head)
 
     @classmethod
@@ -234,14 +234,21 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
         return level, position // widths[level], position % widths[level], base
 
     def mc_log_probs(self, p: DensePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
-        channels = self.head.cls_out_channels
-        logits = p.maps[0][0].new_zeros((samples, len(source), channels), dtype=torch.float32)
         if len(source) == 0:
-            return logits.new_zeros((samples, 0, self.num_outcomes()))
+            return p.maps[0][0].new_zeros((samples, 0, self.num_outcomes()), dtype=torch.float32)
+        logits = self.sampled_outputs(p, image, source, samples, dropout)
+        log_factor = self._log_factor(p, image, source)
+        return self.distribution(logits, None if log_factor is None else log_factor.expand(samples, -1))
+
+    def sampled_outputs(self, p: DensePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
+        """``[T, M, channels]`` the classification layer's outputs for each row's prior with dropout
+        drawn ``T`` times on its input; the rest of the head runs once."""
         if p.taps is None or self.classifiers is None:  # the head's classification layer was not found
             raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
                             'so Monte-Carlo dropout cannot be drawn; use a scorer without MC samples (Entropy, '
                             'Margin, Consistency) or a feature selection (KCenterGreedy).')
+        channels = self.classifiers[0].out_channels // p.shapes[0][2]
+        logits = p.maps[0][0].new_zeros((samples, len(source), channels), dtype=torch.float32)
         level, y, x, base = self.locate(p, source)
         for lvl, (tap, layer) in enumerate(zip(p.taps, self.classifiers)):
             rows = (level == lvl).nonzero().squeeze(1)
@@ -258,11 +265,10 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
                 out = torch.stack([layer(nnf.dropout(tap, dropout, True))[b, :, ly, lx] for _ in range(samples)])
             out = out.view(samples, len(locations), -1, channels)
             logits[:, rows] = out[:, loc_of_row, base[rows]].float()
-        log_factor = self._log_factor(p, image, source)
-        return self.distribution(logits, None if log_factor is None else log_factor.expand(samples, -1))
+        return logits
 
     def num_outcomes(self) -> int:
-        return self.head.cls_out_channels + (1 if self.use_sigmoid else 0)
+        return self.head.num_classes + 1  # the classes and background
 
     def last_layer_input(self, p: DensePass, image: Tensor, source: Tensor) -> Tensor:
         """The classification conv's input at each row's location (its centre tap). Levels with their
@@ -378,6 +384,82 @@ class YOLOXFamily(DenseHeadFamily):
                                labels=labels[valid], sources=valid.nonzero().squeeze(1))
             results.append(self.head._bbox_post_process(res, self.cfg, rescale=False, with_nms=True, img_meta=meta))
         return results
+
+    def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
+        return self.all_boxes(p)[image]
+
+
+@DETECTOR_FAMILIES.register_module()
+class YOLOV3Family(DenseHeadFamily):
+    """YOLOv3: one map per level holds each anchor's box, objectness and class logits; score = class
+    sigmoid x objectness sigmoid (the objectness a score factor, as ``YOLOV3Head.predict_by_feat``
+    passes it). The maps are split into class, box and objectness views, so the dense rows, flip
+    matching and classifier taps apply; Monte-Carlo dropout samples the shared prediction conv
+    (``convs_pred``), hence class logits and objectness together."""
+    priority = 20
+    covers = 'YOLOv3'
+    reference = YOLOV3Head
+
+    def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
+        convs = getattr(head, 'convs_pred', None)
+        return list(convs) if isinstance(convs, nn.ModuleList) and all(type(c) is nn.Conv2d for c in convs) else None
+
+    def run(self, feats: Sequence[Tensor], samples: Sequence, detect: bool = True) -> DensePass:
+        head = self.head
+        with capture_inputs(self.classifiers or []) as calls:
+            pred_maps = head(feats)[0]
+        priors = head.num_base_priors
+        views = [m.view(m.shape[0], priors, head.num_attrib, *m.shape[2:]) for m in pred_maps]
+
+        def split(lo: int, hi: int) -> List[Tensor]:
+            return [v[:, :, lo:hi].reshape(v.shape[0], -1, *v.shape[3:]) for v in views]
+
+        shapes = [(m.shape[2], m.shape[3], priors) for m in pred_maps]
+        p = DensePass(detections=None, maps=(split(5, head.num_attrib), split(0, 4), split(4, 5)),
+                      taps=list(calls) if len(calls) == len(pred_maps) else None, shapes=shapes,
+                      metas=[s.metainfo for s in samples], cache=dict(raw=list(pred_maps)))
+        if detect:
+            p.detections = self.postprocess(p)
+        return p
+
+    def all_boxes(self, p: DensePass) -> Tensor:
+        """``YOLOV3Head.predict_by_feat``'s decoded boxes of every anchor, ``[B, A, 4]``."""
+        if 'all_boxes' not in p.cache:
+            head, raw = self.head, p.cache['raw']
+            flat = torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, head.num_attrib) for m in raw], dim=1)
+            deltas = torch.cat([flat[..., :2].sigmoid(), flat[..., 2:4]], dim=-1)
+            strides = torch.cat([flat.new_tensor(stride).expand(h * w * n)
+                                 for stride, (h, w, n) in zip(head.featmap_strides, p.shapes)])
+            p.cache['flat'] = flat
+            p.cache['all_boxes'] = head.bbox_coder.decode(torch.cat(self.priors(p)), deltas, strides.unsqueeze(-1))
+        return p.cache['all_boxes']
+
+    def postprocess(self, p: DensePass) -> List[InstanceData]:
+        head, cfg = self.head, self.cfg
+        boxes = self.all_boxes(p)
+        flat = p.cache['flat']
+        objectness, scores = flat[..., 4].sigmoid(), flat[..., 5:].sigmoid()
+        results = []
+        for b, meta in enumerate(p.metas):
+            index = torch.arange(boxes.shape[1], device=boxes.device)
+            image_boxes, image_scores, image_objectness = boxes[b], scores[b], objectness[b]
+            conf_thr = cfg.get('conf_thr', -1)
+            if conf_thr > 0:
+                confident = image_objectness >= conf_thr
+                image_boxes, image_scores = image_boxes[confident], image_scores[confident]
+                image_objectness, index = image_objectness[confident], index[confident]
+            kept_scores, labels, keep, _ = filter_scores_and_topk(image_scores, cfg.get('score_thr', 0),
+                                                                  cfg.get('nms_pre', -1))
+            res = InstanceData(scores=kept_scores, labels=labels, bboxes=image_boxes[keep],
+                               score_factors=image_objectness[keep], sources=index[keep])
+            results.append(head._bbox_post_process(results=res, cfg=cfg, rescale=False, with_nms=True, img_meta=meta))
+        return results
+
+    def mc_log_probs(self, p: DensePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
+        if len(source) == 0:
+            return super().mc_log_probs(p, image, source, samples, dropout)
+        out = self.sampled_outputs(p, image, source, samples, dropout)  # [T, M, 5 + C]: box, objectness, classes
+        return self.distribution(out[..., 5:], nnf.logsigmoid(out[..., 4]))
 
     def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
         return self.all_boxes(p)[image]
