@@ -18,7 +18,7 @@ from mmal.engine.class_quality import num_classes_of
 from mmal.errors import UserError
 from mmal.models import DetectionAdapter
 from mmal.models.detection import find_family
-from mmal.models.detection.distributions import sigmoid_log_probs
+from mmal.models.detection.distributions import seesaw_log_probs, sigmoid_log_probs
 from mmal.models.detection.family import best_overlap, first_occurrence
 
 _spec = importlib.util.spec_from_file_location('support_matrix', osp.join(REPO, 'tools', 'support_matrix.py'))
@@ -134,6 +134,13 @@ def test_a_batch_without_proposals_has_no_rows_as_predict_has_no_box(name, monke
     assert all(len(d) == 0 for d in adapter.detect(batch()))
     assert out['probs'].shape[0] == out['mc_probs'].shape[1] == out['last_layer_input'].shape[0] == 0
     assert out['flip_log_probs'].shape == out['probs'].shape
+
+
+def test_the_seesaw_distribution_is_exactly_the_losss_activation():
+    from mmdet.models.losses import SeesawLoss
+    logits = torch.randn(6, 5 + 2, generator=torch.Generator().manual_seed(0)) * 4
+    expected = SeesawLoss(num_classes=5).get_activation(logits)
+    assert torch.allclose(seesaw_log_probs(logits).exp(), expected, atol=1e-6)
 
 
 def test_a_sigmoid_box_at_0_6_keeps_its_score_whatever_the_class_count():

@@ -36,6 +36,14 @@ def softmax_log_probs(logits: Tensor) -> Tensor:
     return logits.float().log_softmax(-1)
 
 
+def seesaw_log_probs(logits: Tensor) -> Tensor:
+    """Exact log of Seesaw loss's activation (``SeesawLoss.get_activation``) of ``[..., C + 2]``
+    logits: the classes' softmax times the objectness softmax's first entry, and background its
+    second."""
+    classes, objectness = logits.float()[..., :-2], logits.float()[..., -2:].log_softmax(-1)
+    return torch.cat([classes.log_softmax(-1) + objectness[..., :1], objectness[..., 1:]], dim=-1)
+
+
 def sigmoid_log_probs(logits: Tensor, log_factor: Optional[Tensor] = None, power: float = 1.0) -> Tensor:
     """``[..., C+1]`` log-probabilities of a sigmoid head (see the module docstring).
 

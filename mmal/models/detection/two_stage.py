@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as nnf
 from mmdet.models.detectors import BaseDetector, TwoStageDetector
 from mmdet.models.layers import multiclass_nms
+from mmdet.models.losses import SeesawLoss
 from mmdet.models.roi_heads import CascadeRoIHead, PointRendRoIHead, StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import BBoxHead, ConvFCBBoxHead
 from mmdet.structures.bbox import bbox2roi
@@ -23,7 +24,7 @@ from torch import Tensor, nn
 
 from ...outputs import MC_PROBS
 from ...registry import DETECTOR_FAMILIES
-from .distributions import softmax_log_probs
+from .distributions import seesaw_log_probs, softmax_log_probs
 from .family import DetectorFamily, FamilyPass, capture_inputs, implements, implements_all
 
 
@@ -43,7 +44,7 @@ class TwoStagePass(FamilyPass):
 class TwoStageFamily(DetectorFamily[TwoStagePass]):
     """Faster R-CNN, Mask R-CNN (its boxes), Cascade R-CNN and other ``TwoStageDetector`` with a
     standard or cascade RoI head."""
-    covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN (RPN + standard or cascade RoI head)'
+    covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN (RPN + standard or cascade RoI head, softmax or Seesaw)'
     class_specific_boxes = True
     has_proposals = True
 
@@ -72,8 +73,10 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
             return False
         if not masks_keep_scores:
             return False
+        # custom class channels: only Seesaw's activation is reproduced (V3Det's sigmoid one is no distribution)
         return all(implements_all(h, BBoxHead, ('predict_by_feat', '_predict_by_feat_single'))
-                   and isinstance(getattr(h, 'fc_cls', None), nn.Linear) and not h.custom_cls_channels for h in heads)
+                   and isinstance(getattr(h, 'fc_cls', None), nn.Linear)
+                   and (not h.custom_cls_channels or type(h.loss_cls) is SeesawLoss) for h in heads)
 
     def check(self, requires: FrozenSet[str]) -> None:
         super().check(requires)
@@ -116,7 +119,7 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
     def empty_pass(self, rois: Tensor, num_images: int, detect: bool) -> TwoStagePass:
         """The pass of a batch without proposals: no candidate, no detection."""
         head = self.heads[-1]
-        logits = rois.new_zeros((0, head.num_classes + 1))
+        logits = rois.new_zeros((0, head.num_classes + (3 if head.custom_cls_channels else 1)))
         boxes = rois.new_zeros((0, 4 if head.reg_class_agnostic else 4 * head.num_classes))
         none = rois.new_zeros((0, ), dtype=torch.long)
         empty = InstanceData(bboxes=rois.new_zeros((0, 4)), scores=rois.new_zeros((0, )), labels=none, sources=none)
@@ -131,17 +134,22 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         """Rows of the batch's RoIs."""
         return torch.tensor(p.offsets[:-1], device=source.device)[image] + source
 
+    def distribution(self, logits: Tensor) -> Tensor:
+        """Log-probabilities over ``C + 1`` of RoI logits, as the box head's predict scores them: a
+        softmax, or Seesaw loss's activation (``custom_cls_channels``)."""
+        return seesaw_log_probs(logits) if self.heads[-1].custom_cls_channels else softmax_log_probs(logits)
+
     def log_probs(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
         logits = torch.cat(p.logits)[self._rows(p, image, source)]
-        return softmax_log_probs(logits)
+        return self.distribution(logits)
 
     def mc_log_probs(self, p: TwoStagePass, image: Tensor, source: Tensor, samples: int, dropout: float) -> Tensor:
         if not p.roi_inputs:  # a batch without proposals
-            return p.logits[0].new_zeros((samples, 0, p.logits[0].shape[1]))
+            return p.logits[0].new_zeros((samples, 0, self.heads[-1].num_classes + 1))
         rows = self._rows(p, image, source)
         logits = torch.stack([mc_cls_logits(head, inputs[rows], samples, dropout)
                               for head, inputs in zip(self.heads, p.roi_inputs)]).mean(0)
-        return softmax_log_probs(logits)
+        return self.distribution(logits)
 
     def last_layer_input(self, p: TwoStagePass, image: Tensor, source: Tensor) -> Tensor:
         if not p.cls_inputs:  # a batch without proposals
