@@ -18,7 +18,7 @@ from mmal.engine.class_quality import num_classes_of
 from mmal.errors import UserError
 from mmal.models import DetectionAdapter
 from mmal.models.detection import find_family
-from mmal.models.detection.distributions import seesaw_log_probs, sigmoid_log_probs
+from mmal.models.detection.distributions import score_log_probs, seesaw_log_probs, sigmoid_log_probs
 from mmal.models.detection.family import best_overlap, first_occurrence
 
 _spec = importlib.util.spec_from_file_location('support_matrix', osp.join(REPO, 'tools', 'support_matrix.py'))
@@ -141,6 +141,11 @@ def test_the_seesaw_distribution_is_exactly_the_losss_activation():
     logits = torch.randn(6, 5 + 2, generator=torch.Generator().manual_seed(0)) * 4
     expected = SeesawLoss(num_classes=5).get_activation(logits)
     assert torch.allclose(seesaw_log_probs(logits).exp(), expected, atol=1e-6)
+
+
+def test_a_head_that_outputs_scores_gets_the_sigmoid_heads_distribution():  # TOOD
+    logits = torch.randn(6, 5, generator=torch.Generator().manual_seed(0)) * 3
+    assert torch.allclose(score_log_probs(torch.sigmoid(logits).log()), sigmoid_log_probs(logits), atol=1e-5)
 
 
 def test_a_sigmoid_box_at_0_6_keeps_its_score_whatever_the_class_count():

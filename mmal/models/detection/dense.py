@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Seq
 
 import torch
 import torch.nn.functional as nnf
-from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, YOLOV3Head, YOLOXHead
+from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, TOODHead, YOLOV3Head, YOLOXHead
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors import BaseDetector, SingleStageDetector
 from mmdet.models.layers import multiclass_nms
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ...outputs import LAST_LAYER_INPUT, MC_PROBS
 from ...registry import DETECTOR_FAMILIES
-from .distributions import level_logits, sigmoid_log_probs, softmax_log_probs
+from .distributions import level_logits, score_log_probs, sigmoid_log_probs, softmax_log_probs
 from .family import (
     DENSE_PREDICT,
     DetectorFamily,
@@ -463,6 +463,45 @@ class YOLOV3Family(DenseHeadFamily):
 
     def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
         return self.all_boxes(p)[image]
+
+
+@DETECTOR_FAMILIES.register_module()
+class TOODFamily(DenseHeadFamily):
+    """TOOD: the head's forward already returns task-aligned class scores ``sqrt(σ(l) · σ(p))`` and
+    boxes in stride units; its ``_predict_by_feat_single`` scales and filters them. The class
+    distribution splits the best score over the classes as for sigmoid heads. Its classification
+    has two branches (logits and the alignment probability), so no single layer is sampled: BALD,
+    BADGE and CategoryMatching are refused."""
+    priority = 20
+    covers = 'TOOD'
+    reference = TOODHead
+
+    def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
+        return None
+
+    def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:
+        return score_log_probs(logits.float().clamp_min(torch.finfo(torch.float32).tiny).log(), log_factor)
+
+    def image_detections(self, p: DensePass, image: int, meta: Dict[str, Any]) -> InstanceData:
+        boxes, scores, labels, sources = [], [], [], []
+        for lv in self.levels(p, image):
+            stride = self.head.prior_generator.strides[lv.level][0]
+            kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
+                lv.cls, self.cfg.score_thr, self.cfg.get('nms_pre', -1), dict(bbox_pred=lv.box * stride))
+            boxes.append(filtered['bbox_pred'])
+            scores.append(kept_scores)
+            labels.append(kept_labels)
+            sources.append(keep + lv.start)
+        res = InstanceData(bboxes=torch.cat(boxes), scores=torch.cat(scores), labels=torch.cat(labels),
+                           sources=torch.cat(sources))
+        return self.head._bbox_post_process(results=res, cfg=self.cfg, rescale=False, with_nms=True, img_meta=meta)
+
+    def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
+        key = ('boxes', image)
+        if key not in p.cache:
+            p.cache[key] = torch.cat([lv.box * self.head.prior_generator.strides[lv.level][0]
+                                      for lv in self.levels(p, image)])
+        return p.cache[key]
 
 
 @DETECTOR_FAMILIES.register_module()

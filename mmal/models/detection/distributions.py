@@ -55,7 +55,12 @@ def sigmoid_log_probs(logits: Tensor, log_factor: Optional[Tensor] = None, power
     Returns:
         ``[..., C+1]`` log-probabilities: ``log(s · split_c)`` and ``log(1 - s)``.
     """
-    log_sig = nnf.logsigmoid(logits.float())
+    return score_log_probs(nnf.logsigmoid(logits.float()), log_factor, power)
+
+
+def score_log_probs(log_sig: Tensor, log_factor: Optional[Tensor] = None, power: float = 1.0) -> Tensor:
+    """:func:`sigmoid_log_probs` from the log of each class's score in ``[0, 1]`` (for heads whose
+    forward already returns scores, as TOOD's task-aligned ``sqrt(σ(l) · σ(p))``)."""
     log_score = log_sig.amax(-1)
     if log_factor is not None:
         log_score = log_score + log_factor.float()
