@@ -23,6 +23,8 @@ SUBSET = {
     'seesaw_loss/mask-rcnn_r50_fpn_seesaw-loss_random-ms-2x_lvis-v1.py': dict(Entropy='equal', BALD='equal'),
     # TOOD's forward returns task-aligned scores; its two classification branches have no dropout site
     'tood/tood_r50_fpn_1x_coco.py': dict(Entropy='equal', Consistency='equal', BALD='refused', LocStability='equal'),
+    # FoveaBox decodes each level's boxes with its own base edge length
+    'foveabox/fovea_r50_fpn_4xb4-1x_coco.py': dict(Entropy='equal', BALD='equal', BADGE='equal'),
     # a box head without ConvFCBBoxHead's forward: BALD has no dropout site, refused before training
     'double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py': dict(Entropy='equal', BALD='refused'),
     # RoI heads that refine boxes in another branch or run queries: no family reproduces their predict

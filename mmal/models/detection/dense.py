@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Seq
 
 import torch
 import torch.nn.functional as nnf
-from mmdet.models.dense_heads import GFLHead, PAAHead, SSDHead, TOODHead, YOLOV3Head, YOLOXHead
+from mmdet.models.dense_heads import FoveaHead, GFLHead, PAAHead, SSDHead, TOODHead, YOLOV3Head, YOLOXHead
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors import BaseDetector, SingleStageDetector
 from mmdet.models.layers import multiclass_nms
@@ -166,16 +166,28 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
         """Every image's detections (:meth:`image_detections`), each with its prior index as ``sources``."""
         return [self.image_detections(p, b, meta) for b, meta in enumerate(p.metas)]
 
+    #: Whether :meth:`level_boxes` decodes each level's boxes itself (else all levels' are decoded
+    #: at once with the head's box coder, as ``BaseDenseHead._predict_by_feat_single`` does).
+    decodes_per_level: ClassVar[bool] = False
+
+    def level_scores(self, lv: LevelOutputs) -> Tensor:
+        """``[N, C]`` the class scores of one level's priors, as the head's post-processing computes them."""
+        return lv.cls.sigmoid() if self.use_sigmoid else lv.cls.softmax(-1)[:, :-1]
+
+    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
+        """The kept priors' boxes of one level: their deltas here (decoded later, all levels at once),
+        decoded boxes where :attr:`decodes_per_level`."""
+        return deltas
+
     def image_detections(self, p: DensePass, image: int, meta: Dict[str, Any]) -> InstanceData:
         """``BaseDenseHead._predict_by_feat_single`` of one image, with the prior index carried."""
         head, cfg = self.head, self.cfg
         boxes, scores, labels, factors, sources, kept_priors = [], [], [], [], [], []
         for lv in self.levels(p, image):
-            level_scores = lv.cls.sigmoid() if self.use_sigmoid else lv.cls.softmax(-1)[:, :-1]
             kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
-                level_scores, cfg.get('score_thr', 0), cfg.get('nms_pre', -1),
+                self.level_scores(lv), cfg.get('score_thr', 0), cfg.get('nms_pre', -1),
                 dict(bbox_pred=lv.box, priors=lv.priors))
-            boxes.append(filtered['bbox_pred'])
+            boxes.append(self.level_boxes(lv, filtered['bbox_pred'], filtered['priors'], meta))
             kept_priors.append(filtered['priors'])
             scores.append(kept_scores)
             labels.append(kept_labels)
@@ -183,7 +195,8 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
             if lv.factor is not None:
                 factors.append(lv.factor.sigmoid()[keep])
         res = InstanceData()
-        res.bboxes = head.bbox_coder.decode(cat_boxes(kept_priors), torch.cat(boxes), max_shape=meta['img_shape'])
+        res.bboxes = torch.cat(boxes) if self.decodes_per_level else head.bbox_coder.decode(
+            cat_boxes(kept_priors), torch.cat(boxes), max_shape=meta['img_shape'])
         res.scores, res.labels, res.sources = torch.cat(scores), torch.cat(labels), torch.cat(sources)
         if factors:
             res.score_factors = torch.cat(factors)
@@ -289,6 +302,9 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
 
     def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
         key = ('boxes', image)
+        if key not in p.cache and self.decodes_per_level:
+            p.cache[key] = torch.cat([self.level_boxes(lv, lv.box, lv.priors, p.metas[image])
+                                      for lv in self.levels(p, image)])
         if key not in p.cache:
             deltas = level_logits([m[image:image + 1] for m in p.maps[1]], self.head.bbox_coder.encode_size)[0]
             p.cache[key] = get_box_tensor(self.head.bbox_coder.decode(
@@ -476,32 +492,32 @@ class TOODFamily(DenseHeadFamily):
     covers = 'TOOD'
     reference = TOODHead
 
+    decodes_per_level = True
+
     def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
         return None
 
     def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:
         return score_log_probs(logits.float().clamp_min(torch.finfo(torch.float32).tiny).log(), log_factor)
 
-    def image_detections(self, p: DensePass, image: int, meta: Dict[str, Any]) -> InstanceData:
-        boxes, scores, labels, sources = [], [], [], []
-        for lv in self.levels(p, image):
-            stride = self.head.prior_generator.strides[lv.level][0]
-            kept_scores, kept_labels, keep, filtered = filter_scores_and_topk(
-                lv.cls, self.cfg.score_thr, self.cfg.get('nms_pre', -1), dict(bbox_pred=lv.box * stride))
-            boxes.append(filtered['bbox_pred'])
-            scores.append(kept_scores)
-            labels.append(kept_labels)
-            sources.append(keep + lv.start)
-        res = InstanceData(bboxes=torch.cat(boxes), scores=torch.cat(scores), labels=torch.cat(labels),
-                           sources=torch.cat(sources))
-        return self.head._bbox_post_process(results=res, cfg=self.cfg, rescale=False, with_nms=True, img_meta=meta)
+    def level_scores(self, lv: LevelOutputs) -> Tensor:
+        return lv.cls  # already scores
 
-    def candidate_boxes(self, p: DensePass, image: int, label: Optional[int] = None) -> Tensor:
-        key = ('boxes', image)
-        if key not in p.cache:
-            p.cache[key] = torch.cat([lv.box * self.head.prior_generator.strides[lv.level][0]
-                                      for lv in self.levels(p, image)])
-        return p.cache[key]
+    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
+        return deltas * self.head.prior_generator.strides[lv.level][0]
+
+
+@DETECTOR_FAMILIES.register_module()
+class FoveaFamily(DenseHeadFamily):
+    """FoveaBox: sigmoid classes; each level's boxes decoded with its base edge length
+    (``FoveaHead._bbox_decode``)."""
+    priority = 20
+    covers = 'FoveaBox'
+    reference = FoveaHead
+    decodes_per_level = True
+
+    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
+        return self.head._bbox_decode(priors, deltas, self.head.base_edge_list[lv.level], meta['img_shape'])
 
 
 @DETECTOR_FAMILIES.register_module()
