@@ -11,7 +11,16 @@ from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Seq
 
 import torch
 import torch.nn.functional as nnf
-from mmdet.models.dense_heads import FoveaHead, GFLHead, PAAHead, SSDHead, TOODHead, YOLOV3Head, YOLOXHead
+from mmdet.models.dense_heads import (
+    FoveaHead,
+    GFLHead,
+    PAAHead,
+    RepPointsHead,
+    SSDHead,
+    TOODHead,
+    YOLOV3Head,
+    YOLOXHead,
+)
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.detectors import BaseDetector, SingleStageDetector
 from mmdet.models.layers import multiclass_nms
@@ -36,7 +45,8 @@ from .family import (
 
 #: Names under which mmdet's dense heads keep their last classification conv (one shared by all
 #: levels, or one per level).
-CLASSIFIER_ATTRS = ('retina_cls', 'conv_cls', 'atss_cls', 'gfl_cls', 'vfnet_cls', 'rtm_cls', 'multi_level_conv_cls')
+CLASSIFIER_ATTRS = ('retina_cls', 'conv_cls', 'atss_cls', 'gfl_cls', 'vfnet_cls', 'rtm_cls', 'multi_level_conv_cls',
+                    'reppoints_cls_out')
 
 
 @dataclass
@@ -518,6 +528,19 @@ class FoveaFamily(DenseHeadFamily):
 
     def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
         return self.head._bbox_decode(priors, deltas, self.head.base_edge_list[lv.level], meta['img_shape'])
+
+
+@DETECTOR_FAMILIES.register_module()
+class RepPointsFamily(DenseHeadFamily):
+    """RepPoints: the head's forward turns each point's refined point set into a box (in stride
+    units); ``RepPointsHead._bbox_decode`` places it at the point and clips it."""
+    priority = 20
+    covers = 'RepPoints'
+    reference = RepPointsHead
+    decodes_per_level = True
+
+    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
+        return self.head._bbox_decode(priors, deltas, self.head.point_strides[lv.level], meta['img_shape'])
 
 
 @DETECTOR_FAMILIES.register_module()
