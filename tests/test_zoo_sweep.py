@@ -25,6 +25,8 @@ SUBSET = {
     'tood/tood_r50_fpn_1x_coco.py': dict(Entropy='equal', Consistency='equal', BALD='refused', LocStability='equal'),
     # FoveaBox decodes each level's boxes with its own base edge length
     'foveabox/fovea_r50_fpn_4xb4-1x_coco.py': dict(Entropy='equal', BALD='equal', BADGE='equal'),
+    # HTC: a cascade whose box stages read the semantic head's features
+    'htc/htc_r50_fpn_1x_coco.py': dict(Entropy='equal', BALD='equal', LocTightness='equal'),
     # a box head without ConvFCBBoxHead's forward: BALD has no dropout site, refused before training
     'double_heads/dh-faster-rcnn_r50_fpn_1x_coco.py': dict(Entropy='equal', BALD='refused'),
     # RoI heads that refine boxes in another branch or run queries: no family reproduces their predict

@@ -16,7 +16,7 @@ import torch.nn.functional as nnf
 from mmdet.models.detectors import BaseDetector, TwoStageDetector
 from mmdet.models.layers import multiclass_nms
 from mmdet.models.losses import SeesawLoss
-from mmdet.models.roi_heads import CascadeRoIHead, PointRendRoIHead, StandardRoIHead
+from mmdet.models.roi_heads import CascadeRoIHead, HybridTaskCascadeRoIHead, PointRendRoIHead, StandardRoIHead
 from mmdet.models.roi_heads.bbox_heads import BBoxHead, ConvFCBBoxHead
 from mmdet.structures.bbox import bbox2roi
 from mmengine.structures import InstanceData
@@ -44,7 +44,7 @@ class TwoStagePass(FamilyPass):
 class TwoStageFamily(DetectorFamily[TwoStagePass]):
     """Faster R-CNN, Mask R-CNN (its boxes), Cascade R-CNN and other ``TwoStageDetector`` with a
     standard or cascade RoI head."""
-    covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN (RPN + standard or cascade RoI head, softmax or Seesaw)'
+    covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN, HTC (RPN + standard or cascade RoI head, softmax or Seesaw)'
     class_specific_boxes = True
     has_proposals = True
 
@@ -62,9 +62,11 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
             return False
         # the mask branch runs after the boxes; Mask Scoring R-CNN's rescales their scores there
         masks_keep_scores = not getattr(roi_head, 'with_mask', False)
-        if implements_all(roi_head, CascadeRoIHead, ('predict', 'predict_bbox', '_refine_roi')):
+        if (implements(roi_head, 'predict', CascadeRoIHead, HybridTaskCascadeRoIHead)
+                and implements_all(roi_head, CascadeRoIHead, ('predict_bbox', '_refine_roi'))):
             heads = list(roi_head.bbox_head)
-            masks_keep_scores = masks_keep_scores or implements(roi_head, 'predict_mask', CascadeRoIHead)
+            masks_keep_scores = masks_keep_scores or implements(roi_head, 'predict_mask', CascadeRoIHead,
+                                                                HybridTaskCascadeRoIHead)
         elif implements_all(roi_head, StandardRoIHead, ('predict', 'predict_bbox')):
             heads = [roi_head.bbox_head]
             masks_keep_scores = masks_keep_scores or implements(roi_head, 'predict_mask', StandardRoIHead,
@@ -96,7 +98,8 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
             return self.empty_pass(rois, len(samples), detect)
         with capture_inputs(self.heads) as roi_inputs, capture_inputs([h.fc_cls for h in self.heads]) as cls_inputs:
             if self.cascade:
-                rois, cls_scores, bbox_preds = self.roi_head._refine_roi(feats, rois, metas, counts)
+                rois, cls_scores, bbox_preds = self.roi_head._refine_roi(feats, rois, metas, counts,
+                                                                         **self.semantic(feats))
             else:
                 out = self.roi_head._bbox_forward(feats, rois)
                 rois, cls_scores = rois.split(counts, 0), out['cls_score'].split(counts, 0)
@@ -115,6 +118,12 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
         return TwoStagePass(detections=detections, logits=list(cls_scores), raw_boxes=[r.bboxes for r in raw],
                             offsets=offsets, roi_inputs=list(roi_inputs), cls_inputs=list(cls_inputs),
                             proposals=proposals)
+
+    def semantic(self, feats: Sequence[Tensor]) -> Dict[str, Any]:
+        """HTC's semantic features, as its ``predict`` hands them to the box stages (else nothing)."""
+        if isinstance(self.roi_head, HybridTaskCascadeRoIHead):
+            return dict(semantic_feat=self.roi_head.semantic_head(feats)[1] if self.roi_head.with_semantic else None)
+        return {}
 
     def empty_pass(self, rois: Tensor, num_images: int, detect: bool) -> TwoStagePass:
         """The pass of a batch without proposals: no candidate, no detection."""
