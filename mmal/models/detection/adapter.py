@@ -70,11 +70,12 @@ class DetectionAdapter(BaseAdapter):
     """Outputs of an mmdet detector for scorers and selectors, one row per kept box.
 
     The backbone and neck run once per batch. The detector's family (``mmal.registry.
-    DETECTOR_FAMILIES``: SSD, dense heads, GFL, YOLOX, PAA, two-stage, DETR-type) runs its heads
-    and post-processes them exactly as the detector's ``predict`` does (``box_mode='detections'``,
-    with the head's ``test_cfg`` unless overridden here); each kept box is scored on the full class
-    distribution of the candidate it came from (prior, proposal or query; see
-    :mod:`mmal.models.detection.distributions`), and a candidate kept under two labels is one row.
+    DETECTOR_FAMILIES``: SSD, dense heads, GFL, YOLOX, YOLOv3, TOOD, FoveaBox, RepPoints, PAA,
+    two-stage, DETR-type) runs its heads and post-processes them exactly as the detector's
+    ``predict`` does (``box_mode='detections'``, with the head's ``test_cfg`` unless overridden
+    here); each kept box is scored on the full class distribution of the candidate it came from
+    (prior, proposal or query; see :mod:`mmal.models.detection.distributions`), and a candidate
+    kept under two labels is one row.
     ``box_mode='anchors'`` scores every candidate instead.
 
     Consistency (``flip_log_probs``) runs the flipped batch: SSD aligns it by mirroring its anchor
