@@ -26,6 +26,9 @@ FAMILIES = {
     'gfl': ('GFL', 'gfl/gfl_r50_fpn_1x_coco.py', 'GFLFamily'),
     'vfnet': ('VFNet', 'vfnet/vfnet_r50_fpn_1x_coco.py', 'DenseHeadFamily'),
     'paa': ('PAA', 'paa/paa_r50_fpn_1x_coco.py', 'PAAFamily'),
+    'tood': ('TOOD', 'tood/tood_r50_fpn_1x_coco.py', 'TOODFamily'),
+    'fovea': ('FoveaBox', 'foveabox/fovea_r50_fpn_4xb4-1x_coco.py', 'FoveaFamily'),
+    'reppoints': ('RepPoints', 'reppoints/reppoints-moment_r50_fpn-gn_head-gn_1x_coco.py', 'RepPointsFamily'),
     'yolox': ('YOLOX', 'yolox/yolox_tiny_8xb8-300e_coco.py', 'YOLOXFamily'),
     'yolov3': ('YOLOv3', 'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py', 'YOLOV3Family'),
     'rtmdet': ('RTMDet', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py', 'DenseHeadFamily'),
@@ -52,17 +55,22 @@ METHODS = {
 
 #: method -> the families it runs on, where not every one (the others refuse it before training)
 ONLY_ON = {'LocTightness': {'TwoStageFamily'}}  # the IoU of a box with its proposal: two-stage detectors
+#: family -> the methods it refuses (TOOD's classification has two branches: no single layer to sample or tap)
+REFUSES = {'TOODFamily': {'BALD', 'BADGE', 'PPAL'}}
 
 
 def supported(method: str, family: str) -> bool:
     """Whether ``family`` runs ``method`` (else its pre-training check refuses it in one sentence)."""
-    return family in ONLY_ON.get(method, {family})
+    return family in ONLY_ON.get(method, {family}) and method not in REFUSES.get(family, ())
 
 NOTES = {
     'SSDFamily': 'softmax; flip aligned by mirroring the anchor grid',
     'DenseHeadFamily': 'sigmoid (x centerness where the head has one); flip aligned by box IoU',
     'GFLFamily': 'quality sigmoid, integral boxes; flip by box IoU',
     'PAAFamily': 'sqrt(sigmoid x IoU), score voting; flip by box IoU',
+    'TOODFamily': 'task-aligned scores split as a sigmoid head\'s; no single classification layer; flip by box IoU',
+    'FoveaFamily': 'sigmoid; boxes decoded per level with the base edge length; flip by box IoU',
+    'RepPointsFamily': 'sigmoid; point sets as boxes, decoded per level; flip by box IoU',
     'YOLOXFamily': 'sigmoid x objectness; flip by box IoU',
     'YOLOV3Family': 'sigmoid x objectness (one map per level); MC dropout in the prediction conv; flip by box IoU',
     'TwoStageFamily': 'RoI softmax over C+1 (cascade: stage mean); MC dropout in the shared FCs; flip by box IoU',

@@ -367,7 +367,7 @@ def render(records: List[dict]) -> str:
     for r in ran:
         if r['methods']['Entropy'] == 'equal':
             for method, verdict in r['methods'].items():
-                if verdict.startswith('refused') and matrix.supported(method, r['family']):
+                if verdict.startswith('refused') and r['family'] in matrix.ONLY_ON.get(method, {r['family']}):
                     partly[f'{method} on {r["detector"]} ({r["head"]})'].add(_reason(verdict))
     for method, families in matrix.ONLY_ON.items():
         on = Counter(r['methods'][method].split(':')[0] for r in ran if r['family'] in families)

@@ -76,7 +76,8 @@ FAMILY_METHODS = {
     'loc_stability': (dict(type='LocalizationStability'), None, {}, None),
 }
 #: benchmark method -> the support-matrix column that says where it runs
-MATRIX_COLUMN = {'ppal': 'PPAL', 'loc_tightness': 'LocTightness', 'loc_stability': 'LocStability'}
+MATRIX_COLUMN = {'entropy': 'Entropy', 'consistency': 'Consistency', 'bald_t10': 'BALD', 'ppal': 'PPAL',
+                 'loc_tightness': 'LocTightness', 'loc_stability': 'LocStability'}
 
 
 def quiet_build(cfg_model) -> torch.nn.Module:
@@ -246,7 +247,7 @@ def main() -> None:
         model = quiet_build(cfg.model)
         model.mmal_class_quality = torch.rand(num_classes_of(model))  # what ClassQualityHook leaves
         methods = {k: v for k, v in FAMILY_METHODS.items()
-                   if matrix.supported(MATRIX_COLUMN.get(k, 'Entropy'), matrix.FAMILIES[name][2])}
+                   if matrix.supported(MATRIX_COLUMN[k], matrix.FAMILIES[name][2])}
         found = ratios(model, batches, methods)
         met = all(found[k] <= methods[k][3] for k in methods if methods[k][3] is not None)
         ok &= met
