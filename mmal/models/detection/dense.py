@@ -517,30 +517,34 @@ class TOODFamily(DenseHeadFamily):
         return deltas * self.head.prior_generator.strides[lv.level][0]
 
 
-@DETECTOR_FAMILIES.register_module()
-class FoveaFamily(DenseHeadFamily):
-    """FoveaBox: sigmoid classes; each level's boxes decoded with its base edge length
-    (``FoveaHead._bbox_decode``)."""
+class OwnDecodeFamily(DenseHeadFamily):
+    """Base of heads that decode each level's boxes with their own ``_bbox_decode(priors, deltas,
+    scale, img_shape)``, the level's ``scale`` read from the head attribute :attr:`level_scale`."""
     priority = 20
+    decodes_per_level = True
+    #: The head attribute holding each level's decoding scale.
+    level_scale: ClassVar[str] = ''
+
+    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
+        return self.head._bbox_decode(priors, deltas, getattr(self.head, self.level_scale)[lv.level],
+                                      meta['img_shape'])
+
+
+@DETECTOR_FAMILIES.register_module()
+class FoveaFamily(OwnDecodeFamily):
+    """FoveaBox: sigmoid classes; each level's boxes decoded with its base edge length."""
     covers = 'FoveaBox'
     reference = FoveaHead
-    decodes_per_level = True
-
-    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
-        return self.head._bbox_decode(priors, deltas, self.head.base_edge_list[lv.level], meta['img_shape'])
+    level_scale = 'base_edge_list'
 
 
 @DETECTOR_FAMILIES.register_module()
-class RepPointsFamily(DenseHeadFamily):
+class RepPointsFamily(OwnDecodeFamily):
     """RepPoints: the head's forward turns each point's refined point set into a box (in stride
-    units); ``RepPointsHead._bbox_decode`` places it at the point and clips it."""
-    priority = 20
+    units), which ``_bbox_decode`` places at the point and clips."""
     covers = 'RepPoints'
     reference = RepPointsHead
-    decodes_per_level = True
-
-    def level_boxes(self, lv: LevelOutputs, deltas: Tensor, priors: Tensor, meta: Dict[str, Any]) -> Tensor:
-        return self.head._bbox_decode(priors, deltas, self.head.point_strides[lv.level], meta['img_shape'])
+    level_scale = 'point_strides'
 
 
 @DETECTOR_FAMILIES.register_module()
