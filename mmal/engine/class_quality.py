@@ -58,33 +58,40 @@ class ClassQualityHook(Hook):
     """Keep, while a detector trains, each class's detection quality as an EMA (PPAL's class
     difficulty, which :class:`~mmal.scoring.DifficultyCalibratedUncertainty` weights boxes by).
 
-    Every ``interval`` iterations the training batch is also run as ``predict`` runs it (eval mode,
-    no gradient, through the detector's family, so any supported detector works); each ground-truth
-    box's quality is the best ``score^xi * IoU^(1 - xi)`` of a detection of its class, or 0 when the
-    model misses it. Per class the batch mean (summed over ranks) updates
+    Every ``interval`` iterations the first ``max_images`` images of the training batch are also
+    run as ``predict`` runs them (eval mode, no gradient, through the detector's family, so any
+    supported detector works; detections scoring below ``score_thr``, PPAL's 0.05, are dropped); each
+    ground-truth box's quality is the best ``score^xi * IoU^(1 - xi)`` of a detection of its class,
+    or 0 when the model misses it. Per class the batch mean (summed over ranks) updates
     ``ema = momentum * ema + (1 - momentum) * mean``; the quality read at acquisition is the
     bias-corrected ``ema / (1 - momentum^n)`` after ``n`` updates, and 0 for a class never seen.
 
     PPAL reads the quality of the positive anchors inside RetinaNet's loss; running the detector's
     own predict instead makes it the same measurement on every detector family, at the price of one
-    extra inference forward per ``interval`` iterations (on the toy SSD a predict of the batch costs
-    about ten training steps, hence the default of 10). The quality is attached to the model (and
-    its EMA copy) as ``mmal_class_quality`` and saved in every checkpoint's ``meta``.
+    extra inference forward of ``max_images`` images per ``interval`` iterations (an untrained
+    model keeps many boxes, whose NMS makes that forward cost several training steps early on).
+    The quality is attached to the model (and its EMA copy) as ``mmal_class_quality`` and saved in
+    every checkpoint's ``meta``.
 
     Args:
         interval: Iterations between measurements.
         momentum: EMA momentum per measurement (PPAL: 0.999 per iteration, from its loss, over long
             schedules; 0.9 every 10 iterations averages over about the last 100).
         xi: Weight of the score against the IoU in the quality (PPAL: 0.6).
+        max_images: Images of the batch measured.
+        score_thr: Detection score threshold of the measurement.
     """
     priority = 'LOW'
 
-    def __init__(self, interval: int = 10, momentum: float = 0.9, xi: float = 0.6) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'interval must be a positive integer, got {interval!r}.')
+    def __init__(self, interval: int = 10, momentum: float = 0.9, xi: float = 0.6, max_images: int = 8,
+                 score_thr: float = 0.05) -> None:
+        for name, value in (('interval', interval), ('max_images', max_images)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive integer, got {value!r}.')
         if not 0 <= momentum < 1 or not 0 <= xi <= 1:
             raise ValueError(f'momentum must be in [0, 1) and xi in [0, 1], got {momentum} and {xi}.')
         self.interval, self.momentum, self.xi = interval, momentum, xi
+        self.max_images, self.score_thr = max_images, score_thr
         self.ema: Optional[Tensor] = None
         self.updates: Optional[Tensor] = None
         self.quality: Optional[Tensor] = None
@@ -97,7 +104,7 @@ class ClassQualityHook(Hook):
         if self.ema is None:  # not restored from a checkpoint
             size = num_classes_of(model)
             self.ema, self.updates, self.quality = torch.zeros(size), torch.zeros(size), torch.zeros(size)
-        self._adapter = DetectionAdapter(model, requires={SCORES})
+        self._adapter = DetectionAdapter(model, requires={SCORES}, score_thr=self.score_thr)
         self._attach(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
@@ -105,12 +112,13 @@ class ClassQualityHook(Hook):
             return
         assert self.ema is not None and self.updates is not None and self.quality is not None
         model = self._model(runner)
+        some = {key: value[:self.max_images] for key, value in data_batch.items()}
         try:
-            detections = self._adapter.detect(dict(data_batch))
+            detections = self._adapter.detect(some)
         finally:
             model.train()
         sums, counts = torch.zeros_like(self.ema), torch.zeros_like(self.ema)
-        for sample, det in zip(data_batch['data_samples'], detections):
+        for sample, det in zip(some['data_samples'], detections):
             gt = sample.gt_instances
             gt_boxes = getattr(gt.bboxes, 'tensor', gt.bboxes).to(det.bboxes)
             quality = detection_quality(gt_boxes, gt.labels.to(det.labels.device), det.bboxes, det.labels, det.scores,
