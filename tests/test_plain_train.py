@@ -48,8 +48,9 @@ def test_a_refused_combination_is_one_sentence_before_training(script, toy_voc_r
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert errors == ['error: Inconsistency cannot score RetinaNet: DetectionAdapter on RetinaNet cannot compute '
-                      "['aug_probs']; it provides ['features', 'flip_log_probs', 'last_layer_input', 'log_probs', "
-                      "'mc_probs', 'probs']; for detection use the Consistency scorer (symmetric KL under a "
+                      "['aug_probs']; it provides ['box_stability', 'boxes', 'class_quality', 'features', "
+                      "'flip_log_probs', 'labels', 'last_layer_input', 'log_probs', 'mc_probs', 'probs', "
+                      "'proposal_iou', 'scores']; for detection use the Consistency scorer (symmetric KL under a "
                       "horizontal flip, CSD's inconsistency)."]
     assert 'Traceback' not in proc.stderr
     assert not list(tmp_path.glob('*.pth'))  # not one epoch trained

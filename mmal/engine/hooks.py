@@ -120,8 +120,9 @@ class ActiveLearningHook(Hook):
         """Fail before training when the model cannot be scored this way or the pool is unusable
         (its image files missing included)."""
         self.service.check_model(runner.model.module if is_model_wrapper(runner.model) else runner.model)
-        present = {type(hook).__name__ for hook in runner.hooks}
-        missing_hooks = [h['type'] for h in self.method.training_hooks if h['type'] not in present]
+        needed = self.method.training_hooks
+        present = {type(hook).__name__ for hook in runner.hooks} if needed else set()
+        missing_hooks = [h['type'] for h in needed if h['type'] not in present]
         if missing_hooks:
             raise UserError(f'ActiveLearningHook: {self.method.name} reads what {missing_hooks[0]} records while '
                             f"training; add dict(type='{missing_hooks[0]}') to custom_hooks.")
