@@ -7,7 +7,7 @@ and carries the prior index of every kept box through it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, cast
 
 import torch
 import torch.nn.functional as nnf
@@ -270,7 +270,7 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
             raise TypeError(f'{type(self.head).__name__}: its classification layer is not one of {CLASSIFIER_ATTRS}, '
                             'so Monte-Carlo dropout cannot be drawn; use a scorer without MC samples (Entropy, '
                             'Margin, Consistency) or a feature selection (KCenterGreedy).')
-        channels = self.classifiers[0].out_channels // p.shapes[0][2]
+        channels = cast(nn.Conv2d, self.classifiers[0]).out_channels // p.shapes[0][2]
         logits = p.maps[0][0].new_zeros((samples, len(source), channels), dtype=torch.float32)
         level, y, x, base = self.locate(p, source)
         for lvl, (tap, layer) in enumerate(zip(p.taps, self.classifiers)):
