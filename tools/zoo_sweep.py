@@ -295,13 +295,13 @@ def run_model(tiny: dict) -> dict:
     except (TypeError, ValueError):
         family = None
     out = dict(status='ran', head=head_name, family=family, boxes=sum(len(t) for t in theirs))
-    if head is not None and isinstance(getattr(head[-1] if type(head).__name__ == 'ModuleList' else head,
-                                               'num_classes', None), int):
-        from mmal.checkpoint import CLASS_QUALITY_ATTR
-        from mmal.engine.class_quality import num_classes_of
-        # what ClassQualityHook leaves on a trained model (PPAL's scorer reads it)
+    from mmal.checkpoint import CLASS_QUALITY_ATTR
+    from mmal.engine.class_quality import num_classes_of
+    try:  # what ClassQualityHook leaves on a trained model (PPAL's scorer reads it)
         quality = torch.rand(num_classes_of(model), generator=torch.Generator().manual_seed(0))
         setattr(model, CLASS_QUALITY_ATTR, quality)
+    except TypeError:  # no box head with classes (mask-only heads): nothing a family claims
+        pass
     compared: Dict[str, Optional[str]] = {}
     out['methods'] = {method: check_method(model, method, data, theirs, compared) for method in METHODS}
     return out

@@ -128,8 +128,7 @@ class ClassQualityHook(Hook):
         if is_distributed():
             all_reduce(sums)
             all_reduce(counts)
-        self.update(sums, counts)
-        self._attach(runner)
+        self.update(sums, counts)  # in place: the models hold the same tensor
 
     def update(self, sums: Tensor, counts: Tensor) -> None:
         """One EMA step for the classes that ``counts`` saw (``sums`` of their qualities)."""
