@@ -41,6 +41,8 @@ def read_json(path: str, fix: str) -> Any:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f'{path} is not valid JSON ({type(err).__name__}: {err}); {fix}') from None
+    except RecursionError:
+        raise UserError(f'{path} nests its JSON too deeply to be a file mmal reads; {fix}') from None
 
 
 def read_lines(path: str, fix: str) -> List[str]:

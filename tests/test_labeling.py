@@ -16,7 +16,15 @@ from conftest import REPO, snapshot
 
 from mmal.datasets import TOY_CLASSES
 from mmal.errors import UserError
-from mmal.labeling import BatchImage, Box, labeling_config, labelstudio_tasks, read_coco, read_labelstudio
+from mmal.labeling import (
+    BatchImage,
+    Box,
+    ImportContext,
+    labeling_config,
+    labelstudio_tasks,
+    read_coco,
+    read_labelstudio,
+)
 from mmal.labeling.formats import coco_images, voc_to_coco
 from mmal.records import Selection
 
@@ -38,12 +46,21 @@ def recorded_batch():
             for p in selection.selected]
 
 
+def context(batch=None, earlier=(), cycle=0, **options):
+    """What the recorded export is checked against: the recorded pool and batch (cycle 0)."""
+    pool = fixture('pool.json')['images']
+    return ImportContext(batch=recorded_batch() if batch is None else batch,
+                         pool=[(im['id'], im['file_name']) for im in pool], earlier_ids=frozenset(earlier),
+                         cycle=cycle, classes=TOY_CLASSES, **options)
+
+
 # -- what goes out --------------------------------------------------------------------------------
 def test_tasks_carry_the_models_boxes_as_predictions_in_percent_and_the_score_to_sort_by():
     image = BatchImage(id=7, file_name='sub dir/a.jpg', width=200, height=100, score=0.8,
                        boxes=[Box('square', 20, 10, 120, 60, score=0.9)])
-    [task] = labelstudio_tasks([image], '/data/local-files/?d=', 'mmal cycle 3')
-    assert task['data'] == dict(image='/data/local-files/?d=sub%20dir/a.jpg', mmal_id=7, mmal_file='sub dir/a.jpg')
+    [task] = labelstudio_tasks([image], '/data/local-files/?d=', 3)
+    assert task['data'] == dict(image='/data/local-files/?d=sub%20dir/a.jpg', mmal_id=7, mmal_file='sub dir/a.jpg',
+                                mmal_cycle=3)
     [prediction] = task['predictions']
     assert prediction['score'] == 0.8 and prediction['model_version'] == 'mmal cycle 3'
     [region] = prediction['result']
@@ -55,7 +72,8 @@ def test_tasks_carry_the_models_boxes_as_predictions_in_percent_and_the_score_to
 def test_the_tasks_sent_were_what_the_real_server_accepted():
     sent = fixture('tasks_sent.json')
     exported = fixture('labelstudio_export.json')
-    assert [t['data'] for t in sent] == [t['data'] for t in exported]
+    assert [t['data'] for t in sent] == [{k: v for k, v in t['data'].items() if k != 'mmal_cycle'}
+                                         for t in exported]
     assert all(t['predictions'][0]['result'] for t in sent)  # pre-annotations went out with every task
 
 
@@ -71,8 +89,9 @@ def test_a_real_label_studio_export_is_read_and_the_skipped_task_named():
     batch, export = recorded_batch(), fixture('labelstudio_export.json')
     with pytest.raises(UserError, match=r'an image without an answer \(skipped\) at test_000003.jpg; label it, or '
                                         r'pass --skipped pool'):
-        read_labelstudio(export, 'export.json', batch, TOY_CLASSES)
-    labeled, skipped = read_labelstudio(export, 'export.json', batch, TOY_CLASSES, skipped_to_pool=True)
+        read_labelstudio(export, 'export.json', context())
+    returned = read_labelstudio(export, 'export.json', context(skipped_to_pool=True))
+    labeled, skipped = returned.labeled, returned.skipped
     assert [b.file_name for b in batch if b.id in skipped] == ['test_000003.jpg']
     assert len(labeled) == 5 and sum(len(i.boxes) for i in labeled) == 9
     for image in labeled:
@@ -82,8 +101,9 @@ def test_a_real_label_studio_export_is_read_and_the_skipped_task_named():
 
 def test_label_studio_json_and_its_coco_export_give_the_same_labels():
     batch = recorded_batch()
-    from_json, _ = read_labelstudio(fixture('labelstudio_export.json'), 'e.json', batch, TOY_CLASSES, True)
-    from_coco, skipped = read_coco(fixture('labelstudio_coco.json'), 'c.json', batch, TOY_CLASSES, True)
+    from_json = read_labelstudio(fixture('labelstudio_export.json'), 'e.json', context(skipped_to_pool=True)).labeled
+    coco = read_coco(fixture('labelstudio_coco.json'), 'c.json', context(batch, skipped_to_pool=True))
+    from_coco, skipped = coco.labeled, coco.skipped
     assert len(skipped) == 1  # Label Studio leaves the skipped task out of its COCO export
     key = lambda images: {i.id: sorted((b.label, round(b.x1, 3), round(b.y1, 3), round(b.x2, 3), round(b.y2, 3))  # noqa: E731
                                        for b in i.boxes) for i in images}
@@ -100,35 +120,38 @@ def _first_region(export):
     (lambda e: _first_region(e)['value'].update(width=0.0), 'a box of zero or negative size at task'),
     (lambda e: _first_region(e)['value'].update(rotation=30), 'a rotated box at task'),
     (lambda e: e[0]['data'].update(mmal_id=-1, image='/data/local-files/?d=other.jpg'),
-     r'an image that is not in the batch at task \d+ \(/data/local-files/\?d=other.jpg\)'),
-    (lambda e: e[0]['annotations'].append(copy.deepcopy(e[0]['annotations'][0])), 'an image labeled twice at task'),
+     r"an image that is not in the project's pool at task \d+ \('/data/local-files/\?d=other.jpg'\)"),
+    (lambda e: e[0]['data'].update(mmal_id=None, image='/data/local-files/?d=trainval_000001.jpg'),
+     r'an image that is not in the batch at task \d+ \(trainval_000001.jpg\)'),
+    (lambda e: e[0]['annotations'].append(copy.deepcopy(e[0]['annotations'][0])),
+     'several answers for one image at task'),
     (lambda e: e.append(copy.deepcopy(e[1])), 'an image labeled twice at task'),
 ])
 def test_every_problem_of_a_returned_file_is_one_sentence(breakage, message):
     export = fixture('labelstudio_export.json')
     breakage(export)
     with pytest.raises(UserError, match=f'^broken.json: {message}'):
-        read_labelstudio(export, 'broken.json', recorded_batch(), TOY_CLASSES, skipped_to_pool=True)
+        read_labelstudio(export, 'broken.json', context(skipped_to_pool=True))
 
 
 def test_no_objects_is_an_answer_and_the_count_of_problems_is_given():
     export = fixture('labelstudio_export.json')
     export[0]['annotations'][0]['result'] = []  # "no objects": the image is labeled empty
-    labeled, _ = read_labelstudio(export, 'e.json', recorded_batch(), TOY_CLASSES, skipped_to_pool=True)
-    assert any(i.boxes == [] for i in labeled)
+    returned = read_labelstudio(export, 'e.json', context(skipped_to_pool=True))
+    assert any(i.boxes == [] for i in returned.labeled) and returned.empty == 1
     for task in export:
         for region in task['annotations'][0]['result']:
             region['value']['rectanglelabels'] = ['hexagon']
     with pytest.raises(UserError, match=r'an unknown class at task \d+ \(trainval_\d+.jpg\) \(\'hexagon\'\) '
                                         r'\(and 7 more\)'):
-        read_labelstudio(export, 'e.json', recorded_batch(), TOY_CLASSES, skipped_to_pool=True)
+        read_labelstudio(export, 'e.json', context(skipped_to_pool=True))
 
 
 def test_a_box_a_rounding_error_past_the_edge_is_clipped_not_refused():
     coco = coco_images(recorded_batch()[:1], TOY_CLASSES, False)
     image = coco['images'][0]
     coco['annotations'] = [dict(id=1, image_id=image['id'], category_id=2, bbox=[-0.3, 2, image['width'] + 0.6, 5])]
-    [labeled], _ = read_coco(coco, 'c.json', recorded_batch()[:1], TOY_CLASSES)
+    [labeled] = read_coco(coco, 'c.json', context(recorded_batch()[:1])).labeled
     assert (labeled.boxes[0].x1, labeled.boxes[0].x2) == (0.0, image['width'])
 
 

@@ -49,17 +49,19 @@ def _num_classes(model_cfg: Dict[str, Any]) -> Optional[int]:
     return None
 
 
-def project_config(project: LabelingProject) -> Config:
-    """The project's mmdet config, checked to have one output per class.
+def project_config(project: LabelingProject, options: Optional[dict] = None, path: Optional[str] = None) -> Config:
+    """The project's mmdet config (or the one at ``path``), merged with ``options`` (``--cfg-options``),
+    checked to have one output per class.
 
     Raises:
         UserError: The config cannot be read, or its model predicts another number of classes.
     """
-    cfg = load_config(project.state.config)
+    path = path or project.state.config
+    cfg = load_config(path, options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     found = _num_classes(cfg.model)
     if found is not None and found != len(project.state.classes):
-        raise UserError(f'{project.state.config} predicts {found} classes but the project has '
+        raise UserError(f'{path} predicts {found} classes but the project has '
                         f'{len(project.state.classes)} ({", ".join(project.state.classes)}); set num_classes='
                         f'{len(project.state.classes)} in the config.')
     return cfg
@@ -75,18 +77,48 @@ def build_model(cfg: Config, checkpoint: str) -> BaseDetector:
     return model.eval()
 
 
-def train(project: LabelingProject, launcher: str = 'none', progress: bool = True) -> str:
-    """Train the config's model on the labeled set; writes ``cycle_<k>/model.pth``.
+def _training_only(cfg: Config) -> List[str]:
+    """Make a config's run train and nothing else: no acquisition hook (``select`` acquires), no
+    checkpoints but the final one (``train`` writes ``model.pth``), no validation or test (the project
+    has no test labels). Returns what it left out, to say so."""
+    hooks = cfg.get('custom_hooks') or []
+    kept = [h for h in hooks if not (isinstance(h, dict) and h.get('type') in ('ActiveLearningHook',
+                                                                                 'mmal.ActiveLearningHook'))]
+    dropped = ['its ActiveLearningHook (`al_project.py select` acquires)'] if len(kept) < len(hooks) else []
+    cfg.custom_hooks = kept
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint:
+        checkpoint.update(interval=-1, save_last=False, save_best=None)  # only model.pth is written
+    for key in ('val_cfg', 'val_dataloader', 'val_evaluator', 'test_cfg', 'test_dataloader', 'test_evaluator'):
+        cfg[key] = None
+    return dropped
+
+
+def train(project: LabelingProject, launcher: str = 'none', progress: bool = True,
+          options: Optional[dict] = None) -> Optional[str]:
+    """Train the config's model on the labeled set; writes ``cycle_<k>/model.pth`` (and nothing else
+    that lasts: mmengine's logs stay in ``cycle_<k>/train/``, no epoch checkpoints).
+
+    With nothing labeled yet there is nothing to train: it says so, and the next step is ``select``
+    (whose first batch is picked at random).
+
+    Args:
+        project: The project (its lock held).
+        launcher: ``none``, ``pytorch`` or ``slurm``.
+        progress: Show a progress line.
+        options: ``--cfg-options`` merged into the project's config for this run.
 
     Returns:
-        The checkpoint's path.
+        The checkpoint's path, or None when nothing is labeled.
     """
     project.expect('train', ('train', 'select'))
     labeled = project.labeled()
     if not labeled['images']:
-        raise UserError('nothing is labeled yet: select a first batch without a model (e.g. --scorer Random), '
-                        'label it, import it, then train.')
-    cfg = project_config(project)
+        if get_rank() == 0 and project.state.step != 'select':
+            project.state.step = 'select'
+            project.save()
+        return None
+    cfg = project_config(project, options)
     snapshot = project.cycle_path('labeled.json')
     if get_rank() == 0:
         project.snapshot_labeled()
@@ -96,8 +128,9 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
         type='CocoDataset', data_root='', ann_file=osp.abspath(snapshot),
         data_prefix=dict(img=project.state.image_root + osp.sep), metainfo=dict(classes=tuple(project.state.classes)),
         filter_cfg=dict(filter_empty_gt=False, min_size=0), pipeline=pipeline)
-    for key in ('val_cfg', 'val_dataloader', 'val_evaluator', 'test_cfg', 'test_dataloader', 'test_evaluator'):
-        cfg[key] = None  # the project has no test labels: training only
+    for what in _training_only(cfg):
+        if get_rank() == 0:
+            print(f'note: training without {what}.')
     train_dir = project.cycle_path('train')
     if get_rank() == 0 and osp.isdir(train_dir):
         shutil.rmtree(train_dir)  # an interrupted training starts over (see the AL driver)
@@ -129,8 +162,10 @@ def _pool_dataset(project: LabelingProject, pipeline: List[Dict[str, Any]]) -> I
 
 def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, selection: Optional[str] = None,
            batch_size: int = 8, progress: bool = True, budget_unit: str = 'images',
-           box_threshold: float = 0.3) -> Selection:
+           box_threshold: float = 0.3, options: Optional[dict] = None) -> Selection:
     """Pick the next batch from the unlabeled pool with the cycle's model; writes ``cycle_<k>/selected.json``.
+
+    With nothing labeled yet there is no model: the first batch is picked at random (said).
 
     Raises:
         UserError: Out of order, no model for a method that needs one, nothing left to label.
@@ -138,12 +173,16 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     project.expect('select', ('select', 'export'))
     if isinstance(budget, bool) or budget < 1:
         raise UserError(f'--budget must be a positive number of images, got {budget}.')
-    cfg = project_config(project)
+    cfg = project_config(project, options)
     method = method_from_flags(cfg.get('active_learning'), scorer, selection, seed=project.state.cycle)
     checkpoint = project.cycle_path('model.pth')
     model = None
     if osp.isfile(checkpoint):
         model = build_model(cfg, checkpoint)
+    elif method.requires and not project.labeled()['images']:
+        print(f'note: nothing is labeled yet, so there is no model for {method.name}: the first batch is picked at '
+              'random.')
+        method = method_from_flags(None, 'Random', None, seed=project.state.cycle)
     elif method.requires:
         raise UserError(f'{method.name} needs a model and cycle {project.state.cycle} has none; run '
                         f'`al_project.py train {project.root}` first, or pick the first batch with --scorer Random.')
@@ -195,7 +234,7 @@ def predictions(project: LabelingProject, cfg: Config, ids: List[int], threshold
 
 
 def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', pre_threshold: float = 0.3,
-           batch_size: int = 8) -> Dict[str, str]:
+           batch_size: int = 8, options: Optional[dict] = None) -> Dict[str, str]:
     """Write the selected batch for Label Studio and CVAT, with the model's boxes as pre-annotations.
 
     Returns:
@@ -204,7 +243,7 @@ def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', 
     project.expect('export', ('export', 'import'))
     if not 0 <= pre_threshold <= 1:
         raise UserError(f'--pre-threshold must lie in [0, 1], got {pre_threshold}.')
-    cfg = project_config(project)
+    cfg = project_config(project, options)
     selection = project.selection()
     ids = [int(p.img_id) for p in selection.selected]
     boxes = predictions(project, cfg, ids, pre_threshold, batch_size)

@@ -10,16 +10,20 @@
     <project>/cycle_<k>/selected.json   the batch it picked (the driver's Selection record)
     <project>/cycle_<k>/export/         labelstudio_tasks.json, labeling_config.xml, coco_images.json,
                                         coco_preannotations.json
-    <project>/cycle_<k>/returned.json   what came back, as imported (image ids and boxes)
+    <project>/cycle_<k>/returned.json   what came back, as imported (image ids and boxes, the file's sha256)
+    <project>/.lock                     held by the command changing the project (:mod:`.lock`)
 
-A cycle's steps run in order, each a command: ``train`` -> ``select`` -> ``export`` -> (annotators)
--> ``import`` -> the next cycle. A step may be run again (it redoes itself), but not out of order:
-selecting while a batch is out for labeling, or importing before exporting, is one sentence. Every
-file is written atomically; ``project.json`` is written last, so an interrupted step is redone.
+A cycle's steps run in order, each a command: ``train`` -> ``select`` -> ``export`` (or ``push``) ->
+(annotators) -> ``import`` (or ``pull``) -> the next cycle. A step may be run again (it redoes itself),
+but not out of order: selecting while a batch is out for labeling, or importing before exporting,
+is one sentence; importing a file again says it was imported. Every file is written atomically;
+``project.json`` is written last, so an interrupted step is redone. Image sizes in ``pool.json`` are
+the sizes mmcv loads (EXIF orientation applied), the frame boxes are drawn, stored and trained in.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import os.path as osp
 from dataclasses import asdict, dataclass, field
@@ -30,17 +34,8 @@ from ..fileio import IMAGE_EXTENSIONS, atomic_write_json, atomic_write_text, che
 from ..records import Selection
 from ..schema import coco_images as listed_images
 from ..schema import read_json
-from .formats import (
-    BatchImage,
-    Box,
-    Labeled,
-    coco_images,
-    count_boxes,
-    labeling_config,
-    labelstudio_tasks,
-    read_coco,
-    read_labelstudio,
-)
+from .formats import BatchImage, Box, Labeled, coco_images, count_boxes, labeling_config, labelstudio_tasks
+from .readers import ImportContext, Returned, read_coco, read_returned
 
 #: The steps of a cycle, in order; ``step`` in project.json is the next one to run.
 STEPS = ('train', 'select', 'export', 'import')
@@ -58,6 +53,7 @@ class ProjectState:
         cycle: The current cycle.
         step: The next step of the cycle (one of :data:`STEPS`).
         out: Pool ids of the batch out for labeling (after ``export``).
+        labelstudio: The Label Studio server and project ``push`` uses (``url``, ``project``), once pushed.
     """
 
     config: str
@@ -66,11 +62,16 @@ class ProjectState:
     cycle: int = 0
     step: str = 'train'
     out: List[int] = field(default_factory=list)
-    version: int = 1
+    labelstudio: Dict[str, Any] = field(default_factory=dict)
+    version: int = 2
+
+#: EXIF orientations that turn an image by 90 or 270 degrees (width and height swap when loaded).
+_TURNED = (5, 6, 7, 8)
 
 
 def image_size(path: str) -> tuple:
-    """``(width, height)`` of an image file, from its header.
+    """``(width, height)`` of an image as mmcv loads it and labeling tools show it: from its header,
+    turned by its EXIF orientation.
 
     Raises:
         UserError: The file is not an image that can be read.
@@ -79,10 +80,21 @@ def image_size(path: str) -> tuple:
 
     try:
         with Image.open(path) as img:
-            return img.size
-    except (OSError, ValueError) as err:
+            width, height = img.size
+            turned = img.getexif().get(0x0112) in _TURNED
+    except (OSError, ValueError, SyntaxError) as err:
         raise UserError(f'{path} is not a readable image ({type(err).__name__}: {err}); remove it from the image '
                         'folder or fix it.') from None
+    return (height, width) if turned else (width, height)
+
+
+def file_digest(path: str) -> str:
+    """The sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class LabelingProject:
@@ -141,12 +153,21 @@ class LabelingProject:
 
     # -- status -----------------------------------------------------------------------------------------
     def status(self) -> Dict[str, Any]:
-        """The project at a glance."""
+        """The project at a glance: where it stands, what is labeled (images that came back without a
+        box counted apart), what is out, and what the last import held."""
         labeled = self.labeled()
-        return dict(project=self.root, cycle=self.state.cycle, next_step=self.state.step,
-                    pool_images=len(self.pool), labeled_images=len(labeled['images']),
-                    labeled_boxes=len(labeled['annotations']), out_for_labeling=len(self.state.out),
-                    classes=self.state.classes)
+        with_boxes = {a['image_id'] for a in labeled['annotations']}
+        status = dict(project=self.root, cycle=self.state.cycle, next_step=self.state.step,
+                      pool_images=len(self.pool), labeled_images=len(labeled['images']),
+                      labeled_boxes=len(labeled['annotations']),
+                      labeled_without_boxes=sum(im['id'] not in with_boxes for im in labeled['images']),
+                      out_for_labeling=len(self.state.out), classes=self.state.classes)
+        last = self.path(f'cycle_{self.state.cycle - 1}', 'returned.json')
+        if self.state.cycle > 0 and osp.isfile(last):
+            status['last_import'] = read_json(last, 'the project is damaged.').get('summary', {})
+        if self.state.labelstudio:
+            status['labelstudio'] = self.state.labelstudio
+        return status
 
     # -- the pool ---------------------------------------------------------------------------------------
     def unlabeled_ids(self) -> List[int]:
@@ -173,19 +194,54 @@ class LabelingProject:
                      coco_preannotations=osp.join(folder, 'coco_preannotations.json'))
         classes = self.state.classes
         atomic_write_json(files['labelstudio_tasks'],
-                          labelstudio_tasks(batch, url_prefix, f'mmal cycle {self.state.cycle}'))
+                          labelstudio_tasks(batch, url_prefix, self.state.cycle))
         atomic_write_text(files['labeling_config'], labeling_config(classes))
         atomic_write_json(files['coco_images'], coco_images(batch, classes, with_boxes=False))
         atomic_write_json(files['coco_preannotations'], coco_images(batch, classes, with_boxes=True))
         return files
 
-    def read_returned(self, path: str, skipped_to_pool: bool) -> tuple:
-        """The labels in a file that came back (Label Studio JSON or COCO), checked against the batch out."""
-        obj = read_json(path, 'pass the file the labeling tool exported.')
+    def expect_import(self, path: str) -> None:
+        """Refuse an import out of order: before the batch was exported, or of a file already imported
+        (recognised by its bytes), in one sentence naming what is next.
+
+        Raises:
+            UserError: The project is not waiting for labels.
+        """
+        if self.state.step == 'import':
+            return
+        previous = self.path(f'cycle_{self.state.cycle - 1}', 'returned.json')
+        if self.state.cycle > 0 and osp.isfile(path) and osp.isfile(previous):
+            record = read_json(previous, 'the project is damaged.')
+            if record.get('source_sha256') == file_digest(path):
+                raise UserError(f'{path} was already imported (cycle {self.state.cycle - 1}: '
+                                f'{len(record.get("images", []))} images); next: `al_project.py {self.state.step} '
+                                f'{self.root}`.')
+        self.expect('import', ('import',))
+
+    def import_context(self, skipped_to_pool: bool = False, convert: Sequence[str] = (),
+                       several: str = 'refuse') -> ImportContext:
+        """What a returned file of the batch out is checked against (see :mod:`.readers`)."""
         out = set(self.state.out)
-        batch = [b for b in self.batch(self.selection()) if b.id in out]
-        reader = read_labelstudio if isinstance(obj, list) else read_coco
-        return reader(obj, path, batch, self.state.classes, skipped_to_pool)
+        earlier = frozenset(im['id'] for im in self.labeled()['images'])
+        return ImportContext(batch=[b for b in self.batch(self.selection()) if b.id in out],
+                             pool=[(im['id'], im['file_name']) for im in self.pool], earlier_ids=earlier,
+                             cycle=self.state.cycle, classes=self.state.classes, skipped_to_pool=skipped_to_pool,
+                             convert=frozenset(convert), several=several)
+
+    def read_returned(self, path: str, ctx: ImportContext) -> Returned:
+        """The labels in a file that came back (Label Studio JSON or COCO), checked against the batch out.
+
+        Raises:
+            UserError: A file mmal wrote itself for the annotators (not their labels), or as the readers.
+        """
+        obj = read_json(path, 'pass the file the labeling tool exported.')
+        folder = self.cycle_path('export')
+        digest = file_digest(path)
+        for name in sorted(os.listdir(folder)) if osp.isdir(folder) else []:
+            if file_digest(osp.join(folder, name)) == digest:
+                raise UserError(f'{path} is {name}, which mmal wrote for the annotators, not their labels; import the '
+                                'file the labeling tool exported after labeling.')
+        return read_returned(obj, path, ctx)
 
     def selection(self) -> Selection:
         """The batch the current cycle selected (``cycle_<k>/selected.json``)."""
@@ -207,17 +263,47 @@ class LabelingProject:
         add_labels(merged, labeled_images, self.pool, self.state.cycle)
         return merged
 
-    def record_import(self, labeled_images: List[Labeled], skipped: List[int]) -> Dict[str, int]:
-        """Merge the returned labels atomically and move on to the next cycle's training."""
-        merged = self.merge(labeled_images)
+    def record_import(self, returned: Returned, source: str) -> Dict[str, Any]:
+        """Merge the returned labels atomically and move on to the next cycle's training.
+
+        Args:
+            returned: The checked labels.
+            source: What they were read from (a file, or a Label Studio project), recorded with its
+                sha256 when it is a file.
+
+        Returns:
+            The import's summary (also kept in ``returned.json`` and shown by ``status``).
+        """
+        merged = self.merge(returned.labeled)
+        summary = dict(images=len(returned.labeled), boxes=count_boxes(returned.labeled),
+                       images_without_boxes=returned.empty, skipped=len(returned.skipped),
+                       earlier_cycles_ignored=returned.earlier, converted_to_boxes=returned.converted,
+                       other_results_ignored=returned.ignored)
         atomic_write_json(self.cycle_path('returned.json'), dict(
-            cycle=self.state.cycle, skipped=skipped,
-            images=[dict(id=i.id, boxes=[asdict(b) for b in i.boxes]) for i in labeled_images]))
+            cycle=self.state.cycle, source=source,
+            source_sha256=file_digest(source) if osp.isfile(source) else None, summary=summary,
+            skipped=returned.skipped,
+            images=[dict(id=i.id, boxes=[asdict(b) for b in i.boxes]) for i in returned.labeled]))
         atomic_write_json(self.path('labeled.json'), merged)
         self.state.cycle += 1
         self.state.step, self.state.out = 'train', []
         self.save()
-        return dict(images=len(labeled_images), boxes=count_boxes(labeled_images), skipped=len(skipped))
+        return summary
+
+    def set_config(self, config: str) -> str:
+        """Train with another mmdet config from now on. A model of the current cycle trained with the
+        old config is set aside: the step goes back to ``train`` (unless a batch is out).
+
+        Returns:
+            The next step.
+        """
+        if not osp.isfile(config):
+            raise UserError(f'config file {config} does not exist; pass the mmdet config to train with.')
+        self.state.config = osp.abspath(config)
+        if self.state.step in ('select', 'export') and osp.isfile(self.cycle_path('model.pth')):
+            self.state.step = 'train'
+        self.save()
+        return self.state.step
 
 
 def create_project(root: str, images: str, config: str, classes: Optional[Sequence[str]] = None,
@@ -299,7 +385,9 @@ def _seed(seed: Any, path: str, pool: List[Dict[str, Any]], classes: List[str],
     """The labeled set of a project from a COCO json of seed labels, checked like any returned labels."""
     batch = [BatchImage(id=im['id'], file_name=im['file_name'], width=im['width'], height=im['height'])
              for im in pool]
-    images, _ = read_coco(seed, path, batch, classes, skipped_to_pool=True)
+    ctx = ImportContext(batch=batch, pool=[(im['id'], im['file_name']) for im in pool], earlier_ids=frozenset(),
+                        cycle=-1, classes=classes, skipped_to_pool=True)
+    images = read_coco(seed, path, ctx).labeled
     if not images:
         raise UserError(f'{path} labels none of the pool\'s images (matched by file name); pass labels of these '
                         'images.')
