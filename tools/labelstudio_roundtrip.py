@@ -1,21 +1,25 @@
-"""One active-learning cycle through a real Label Studio server, on the toy VOC set.
+"""Two active-learning cycles through a real Label Studio server and its API, on the toy VOC set.
 
     python tools/labelstudio_roundtrip.py --work-dir DIR [--record tests/fixtures/labelstudio]
 
 1. installs Label Studio (pinned, LABEL_STUDIO_VERSION) into its own virtualenv, ``.venv-labelstudio/``
-   beside the repository's ``.venv`` (its dependencies never touch mmal's), unless it is there;
-2. writes the toy VOC set, starts an mmal project with 8 seed images, trains, selects 6 images and
-   exports them (tools/al_project.py, as a user would);
+   beside the repository's ``.venv`` (its dependencies never touch mmal's), unless it is there, and
+   the SDK (the ``labelstudio`` extra, LABEL_STUDIO_SDK) into this interpreter's environment;
+2. writes the toy VOC set, starts an mmal project with 8 seed images, trains and selects 6 images
+   (tools/al_project.py, as a user would);
 3. starts Label Studio on 127.0.0.1 (a free port, sqlite in a temporary data folder, local files
-   served from the project's image folder), creates a project with mmal's labeling config and
-   imports mmal's tasks with their pre-annotations, over its HTTP API;
-4. answers as a simulated annotator: the toy set's ground truth, the first task by correcting the
-   model's pre-annotations, the last task skipped;
-5. exports the labels (Label Studio JSON, and COCO), stops the server, imports them into mmal
-   (``--skipped pool``), trains the next cycle and selects again.
+   served from the folder above the images) and runs ``al_project.py push``: a Label Studio project
+   with mmal's labeling config, the image folder connected as local-files storage, the batch's tasks
+   with their pre-annotations;
+4. fetches every task's image through Label Studio and checks it is the image file, byte for byte;
+5. answers as a simulated annotator over the HTTP API: the toy set's ground truth, the first task by
+   correcting the model's pre-annotations, one box drawn at whole pixels, the last task skipped;
+6. ``al_project.py pull --skipped pool``, checks the drawn box arrived in ``labeled.json`` as exactly
+   its pixels; trains, selects and pushes cycle 1 into the same Label Studio project, answers, pulls
+   (cycle 0's tasks recognised and ignored), and stops the server.
 
-With ``--record`` it also writes what the server returned, as fixtures for the default test suite.
-Everything runs on this machine; nothing but the package registry (for the install) is reached.
+With ``--record`` it also writes what the server returned in cycle 0, as test fixtures. Everything
+runs on this machine; nothing but the package registry (for the installs) is reached.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from typing import Any, Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 LABEL_STUDIO_VERSION = '1.23.2'
+LABEL_STUDIO_SDK = 'label-studio-sdk==2.1.2'  # the one Label Studio 1.23.2 ships with
 LS_VENV = osp.join(ROOT, '.venv-labelstudio')
 USER, PASSWORD, TOKEN = 'annotator@example.com', 'mmal-roundtrip-1', 'a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9'
 
@@ -63,6 +68,15 @@ def label_studio_executable() -> str:
     run('python3', '-m', 'venv', LS_VENV)
     run(osp.join(LS_VENV, 'bin', 'python'), '-m', 'pip', 'install', '--quiet', f'label-studio=={LABEL_STUDIO_VERSION}')
     return exe
+
+
+def ensure_sdk() -> None:
+    """The Label Studio SDK in this environment (the ``labelstudio`` extra), for push and pull."""
+    try:
+        import label_studio_sdk  # noqa: F401
+    except ImportError:
+        say(f'installing {LABEL_STUDIO_SDK} (the labelstudio extra) into {sys.prefix}')
+        run(sys.executable, '-m', 'pip', 'install', '--quiet', LABEL_STUDIO_SDK)
 
 
 def free_port() -> int:
@@ -184,6 +198,28 @@ def annotator(task: Dict[str, Any], truth: List[Dict[str, Any]], width: int, hei
     return results
 
 
+def answer_tasks(server: 'LabelStudio', pid: int, cycle: int, truth: Dict[str, Any],
+                 drawn: Optional[List[float]] = None) -> Dict[str, Any]:
+    """Answer the project's tasks of ``cycle`` as the simulated annotator (see the module docstring);
+    returns the exact pixel box drawn on the second task, if ``drawn``."""
+    listed = server.json('GET', '/api/tasks', query=dict(project=pid, page_size=100))['tasks']
+    tasks = sorted((server.json('GET', f'/api/tasks/{t["id"]}') for t in listed), key=lambda t: t['id'])
+    tasks = [t for t in tasks if t['data'].get('mmal_cycle') == cycle]
+    out: Dict[str, Any] = {}
+    for n, task in enumerate(tasks):
+        image, boxes = truth[task['data']['mmal_file']]
+        if n == len(tasks) - 1:
+            body = dict(result=[], was_cancelled=True)  # the annotator skips the last task
+        else:
+            result = annotator(task, boxes, image['width'], image['height'], correct_predictions=n == 0)
+            if n == 1 and drawn:
+                result.append(region('cross', drawn, image['width'], image['height']))
+                out = dict(file=task['data']['mmal_file'], box=drawn)
+            body = dict(result=result, was_cancelled=False, lead_time=3.0)
+        server.json('POST', f'/api/tasks/{task["id"]}/annotations', body)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--work-dir', required=True, help='a new folder for the toy data, the project and the server')
@@ -192,9 +228,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
     exe = label_studio_executable()
+    ensure_sdk()
     python, tool = sys.executable, osp.join(ROOT, 'tools', 'al_project.py')
 
-    # -- an mmal project with a batch out for labeling ----------------------------------------------
+    # -- an mmal project with a batch selected --------------------------------------------------------------
     say('toy data, seed labels and the project')
     run(python, '-c', f'''
 import json, os
@@ -218,12 +255,6 @@ json.dump(voc_to_coco(voc, ids, TOY_CLASSES), open({osp.join(work, "truth.json")
         osp.join(work, 'seed.json'))
     run(python, tool, 'train', project, '--no-progress')
     run(python, tool, 'select', project, '--budget', '6', '--scorer', 'Entropy', '--no-progress')
-    run(python, tool, 'export', project, '--pre-threshold', '0.22')  # the few boxes a 2-epoch model is surest of
-    export_dir = osp.join(project, 'cycle_0', 'export')
-    with open(osp.join(export_dir, 'labelstudio_tasks.json')) as f:
-        tasks = json.load(f)
-    with open(osp.join(export_dir, 'labeling_config.xml')) as f:
-        label_config = f.read()
     with open(osp.join(work, 'truth.json')) as f:
         truth_coco = json.load(f)
     names = {c['id']: c['name'] for c in truth_coco['categories']}
@@ -233,41 +264,53 @@ json.dump(voc_to_coco(voc, ids, TOY_CLASSES), open({osp.join(work, "truth.json")
                                     for a in truth_coco['annotations'] if a['image_id'] == im['id']])
              for im in truth_coco['images']}
 
-    # -- Label Studio ---------------------------------------------------------------------------------
+    # -- Label Studio, through mmal's push and pull ---------------------------------------------------------
     data_dir = tempfile.mkdtemp(prefix='label-studio-', dir=work)
     say(f'starting Label Studio {LABEL_STUDIO_VERSION} on 127.0.0.1 (data in {data_dir})')
-    server = LabelStudio(exe, data_dir, images)
+    server = LabelStudio(exe, data_dir, osp.dirname(images))
+    access = ['--token', TOKEN]
     try:
-        ls_project = server.json('POST', '/api/projects', dict(title='mmal cycle 0', label_config=label_config))
-        pid = ls_project['id']
-        server.json('POST', f'/api/projects/{pid}/import', tasks)
+        say(run(python, tool, 'push', project, '--url', server.base, *access, '--pre-threshold', '0.22')
+            .strip().splitlines()[-1])
+        with open(osp.join(project, 'project.json')) as f:
+            pid = json.load(f)['labelstudio']['project']
         listed = server.json('GET', '/api/tasks', query=dict(project=pid, page_size=100))['tasks']
-        listed.sort(key=lambda t: t['id'])
-        with_predictions = [server.json('GET', f'/api/tasks/{t["id"]}') for t in listed]
-        for n, task in enumerate(with_predictions):
-            image, boxes = truth[task['data']['mmal_file']]
-            if n == len(with_predictions) - 1:
-                body = dict(result=[], was_cancelled=True)  # the annotator skips the last task
-            else:
-                body = dict(result=annotator(task, boxes, image['width'], image['height'], correct_predictions=n == 0),
-                            was_cancelled=False, lead_time=3.0)
-            server.json('POST', f'/api/tasks/{task["id"]}/annotations', body)
+        served = 0
+        for task in listed:  # what the annotator's browser loads: each task's image, through Label Studio
+            body = server.api('GET', task['data']['image'].split('?', 1)[0], query=dict(
+                urllib.parse.parse_qsl(task['data']['image'].split('?', 1)[1])))
+            with open(osp.join(images, task['data']['mmal_file']), 'rb') as f:
+                if body != f.read():
+                    sys.exit(f'Label Studio served other bytes for {task["data"]["image"]}')
+            served += 1
+        say(f'{served} task images fetched through Label Studio, each the image file byte for byte')
+        drawn = answer_tasks(server, pid, 0, truth, drawn=[17.0, 9.0, 61.0, 50.0])
         exported = server.json('GET', f'/api/projects/{pid}/export', query=dict(exportType='JSON'))
         coco_zip = server.api('GET', f'/api/projects/{pid}/export', query=dict(exportType='COCO'))
+        with open(osp.join(project, 'cycle_0', 'export', 'labelstudio_tasks.json')) as f:
+            tasks = json.load(f)
+        say(run(python, tool, 'pull', project, *access, '--skipped', 'pool').strip().replace('\n', '; '))
+        with open(osp.join(project, 'labeled.json')) as f:
+            labeled = json.load(f)
+        image_id = next(im['id'] for im in labeled['images'] if im['file_name'] == drawn['file'])
+        x1, y1, x2, y2 = drawn['box']
+        if [x1, y1, x2 - x1, y2 - y1] not in [a['bbox'] for a in labeled['annotations'] if a['image_id'] == image_id]:
+            sys.exit(f'the box drawn at {drawn["box"]} on {drawn["file"]} did not arrive as its pixels')
+        say(f'the box drawn at {drawn["box"]} on {drawn["file"]} is in labeled.json as exactly its pixels')
+
+        run(python, tool, 'train', project, '--no-progress')
+        run(python, tool, 'select', project, '--budget', '6', '--scorer', 'Entropy', '--no-progress')
+        say(run(python, tool, 'push', project, *access).strip().splitlines()[-1])  # the same Label Studio project
+        answer_tasks(server, pid, 1, truth)
+        pulled = run(python, tool, 'pull', project, *access, '--skipped', 'pool')
+        say(pulled.strip().replace('\n', '; '))
+        if '6 tasks of earlier cycles ignored' not in pulled:
+            sys.exit('cycle 0\'s tasks were not recognised in the reused Label Studio project')
     finally:
         server.stop()
         say('Label Studio stopped')
     with zipfile.ZipFile(io.BytesIO(coco_zip)) as z:
         coco = json.loads(z.read('result.json'))
-    returned = osp.join(work, 'labelstudio_export.json')
-    with open(returned, 'w') as f:
-        json.dump(exported, f)
-
-    # -- back into mmal: import, train, select again ----------------------------------------------
-    say(run(python, tool, 'import', project, returned, '--skipped', 'pool').strip().splitlines()[-1])
-    run(python, tool, 'train', project, '--no-progress')
-    say(run(python, tool, 'select', project, '--budget', '6', '--scorer', 'Entropy', '--no-progress')
-        .strip().splitlines()[-1])
     status = json.loads(run(python, tool, 'status', project))
     say(f'status: {status}')
     if args.record:
@@ -278,19 +321,9 @@ json.dump(voc_to_coco(voc, ids, TOY_CLASSES), open({osp.join(work, "truth.json")
                           ('labelstudio_coco.json', coco)):
             with open(osp.join(args.record, name), 'w') as f:
                 json.dump(obj, f, indent=1)
-        with open(osp.join(args.record, 'README.md'), 'w') as f:
-            f.write(f'# Recorded from a real Label Studio {LABEL_STUDIO_VERSION} server\n\n'
-                    'Written by `python tools/labelstudio_roundtrip.py --work-dir DIR --record '
-                    'tests/fixtures/labelstudio` (the slow test `tests/test_labelstudio_live.py` runs the same '
-                    'cycle). Nothing here is hand-written:\n\n'
-                    '- `pool.json`, `selected.json`: the mmal project\'s pool and the batch it picked (cycle 0);\n'
-                    '- `tasks_sent.json`: the tasks mmal exported and imported into Label Studio;\n'
-                    '- `labelstudio_export.json`: Label Studio\'s JSON export after a simulated annotator answered '
-                    '(ground truth; the first task corrected from the pre-annotations; the last task skipped);\n'
-                    '- `labelstudio_coco.json`: `result.json` of Label Studio\'s COCO export of the same project.\n')
         say(f'fixtures written to {args.record}')
     print(json.dumps(dict(imported=status['labeled_images'], boxes=status['labeled_boxes'], cycle=status['cycle'],
-                          next_step=status['next_step'])))
+                          next_step=status['next_step'], served=served, project=pid)))
     return 0
 
 

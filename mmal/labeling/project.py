@@ -334,9 +334,8 @@ def create_project(root: str, images: str, config: str, classes: Optional[Sequen
         fix = 'pass a folder of images or a COCO json.'
         listed = listed_images(read_json(images, fix), images, fix)
         pool = []
-        for n, im in enumerate(listed):
-            width, height = (im['width'], im['height']) if im.get('width') and im.get('height') else \
-                image_size(osp.join(image_root, im['file_name']))
+        for n, im in enumerate(listed):  # the size as loaded, whatever the json says (EXIF orientation)
+            width, height = image_size(osp.join(image_root, im['file_name']))
             pool.append(dict(id=n + 1, file_name=im['file_name'], width=int(width), height=int(height)))
     else:
         raise UserError(f'{images} does not exist; pass a folder of images or a COCO json listing them.')
