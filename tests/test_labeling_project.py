@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 
@@ -135,15 +136,15 @@ def test_images_that_came_back_empty_are_counted_in_the_summary_and_status(batch
 
 # -- the README's walk-through ------------------------------------------------------------------------------
 def walkthrough():
-    """The README's command block for a project, split where the annotators label the batch."""
-    text = open(osp.join(REPO, 'README.md')).read()
+    """The labeling page's command block for a project, split where the annotators label the batch."""
+    text = open(osp.join(REPO, 'docs', 'labeling.md')).read()
     block = re.search(r'<!-- walkthrough -->\n```bash\n(.*?)```', text, re.S).group(1)
     before, after = re.split(r'\n# \.\.\. label the batch.*\n', block)
     return before, after
 
 
 @pytest.mark.parametrize('seeds', [False, pytest.param(True, marks=pytest.mark.slow)])  # seeds: 2 trainings
-def test_the_readme_walkthrough_runs_as_written(toy_voc_root, tmp_path, seeds):
+def test_the_docs_walkthrough_runs_as_written(toy_voc_root, tmp_path, seeds):
     images, ids, truth = truth_of(toy_voc_root)
     before, after = walkthrough()
     project = tmp_path / 'my_project'
@@ -189,3 +190,15 @@ def test_the_config_changes_after_init_and_cfg_options_apply_to_one_run(batch_ou
     assert json.loads((project / 'project.json').read_text())['config'] == str(other)
     missing = tool('config', project, tmp_path / 'nope.py', check=False)
     assert missing.returncode == 2 and 'does not exist' in missing.stderr
+
+
+def test_the_mmal_command_is_on_path_and_runs_the_same_code(tmp_path):
+    exe = shutil.which('mmal', path=osp.dirname(sys.executable))
+    assert exe, 'pip install puts the mmal command beside python'
+    listed = subprocess.run([exe], capture_output=True, text=True)
+    assert listed.returncode == 2 and all(c in listed.stdout for c in ('train', 'select', 'project', 'report'))
+    unknown = subprocess.run([exe, 'nope'], capture_output=True, text=True)
+    assert unknown.returncode == 2 and unknown.stderr == ("error: mmal has no command 'nope'; use one of train, "
+                                                          "select, project, report, fit (mmal --help).\n")
+    missing = subprocess.run([exe, 'project', 'status', str(tmp_path / 'none')], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith('error: ') and 'al_project.py init' in missing.stderr

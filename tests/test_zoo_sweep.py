@@ -1,6 +1,6 @@
 """The zoo sweep (tools/zoo_sweep.py): every detector config of the installed mmdet, built tiny, either
 reproduces predict's boxes for a method or is refused in one sentence before training. A fast
-subset runs here; the whole zoo is the slow test, and README.md holds the committed record's counts."""
+subset runs here; the whole zoo is the slow test, and docs/detectors.md holds the committed record's counts."""
 import importlib.util
 import json
 import os.path as osp
@@ -55,11 +55,11 @@ def test_a_subset_of_the_zoo_equals_predict_or_is_refused_in_one_sentence():
     assert 'SparseRCNN (head SparseRoIHead) is not a supported detector' in sparse['methods']['Entropy']
 
 
-def test_the_committed_record_covers_the_installed_zoo_and_the_readme_holds_its_counts():
+def test_the_committed_record_covers_the_installed_zoo_and_the_docs_hold_its_counts():
     records = record()
     assert [r['config'] for r in records] == zoo.zoo_configs()
     assert zoo.failures(records) == []
-    with open(osp.join(REPO, 'README.md')) as f:
+    with open(osp.join(REPO, 'docs', 'detectors.md')) as f:
         assert zoo.readme_section(f.read()) == zoo.render(records), 'run: python tools/zoo_sweep.py --write'
 
 

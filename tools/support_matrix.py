@@ -1,11 +1,11 @@
 """The detector families x acquisition methods that mmal supports, declared once.
 
 ``tests/test_detection_families.py`` runs every cell of this matrix (tiny models built from
-mmdet's own configs, ``tests/family_configs/``); this script renders the README's table from the
-same declaration, and a test checks that the README holds exactly that rendering:
+mmdet's own configs, ``tests/family_configs/``); this script renders docs/detectors.md's table from
+the same declaration, and a test checks that the page holds exactly that rendering:
 
     python tools/support_matrix.py            # print the table
-    python tools/support_matrix.py --write    # put it into README.md between its markers
+    python tools/support_matrix.py --write    # put it into docs/detectors.md between its markers
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import re
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DOCS_PAGE = osp.join(ROOT, 'docs', 'detectors.md')
 START, END = '<!-- support-matrix:start -->', '<!-- support-matrix:end -->'
 
 #: family test config (tests/family_configs/<name>.py) -> (detector, mmdet base config, family handler)
@@ -79,7 +80,7 @@ NOTES = {
 
 
 def render() -> str:
-    """The README table: one row per family, per method ✓ (its test cell scores) or — (refused)."""
+    """The docs table: one row per family, per method ✓ (its test cell scores) or — (refused)."""
     lines = ['| detector (mmdet base config) | family | ' + ' | '.join(METHODS) + ' | distribution, alignment |',
              '|---|---|' + ':-:|' * len(METHODS) + '---|']
     for detector, base, family in FAMILIES.values():
@@ -89,14 +90,14 @@ def render() -> str:
 
 
 def readme_section(text: str, start: str = START, end: str = END) -> str:
-    """What the README holds between the markers ``start`` and ``end``."""
+    """What the page holds between the markers ``start`` and ``end``."""
     found = re.search(re.escape(start) + r'\n(.*?)\n' + re.escape(end), text, flags=re.S)
     return found.group(1) if found else ''
 
 
 def write_readme_section(section: str, start: str = START, end: str = END) -> int:
-    """Put ``section`` into README.md between the markers; 2 (and a line on stderr) without them."""
-    path = osp.join(ROOT, 'README.md')
+    """Put ``section`` into docs/detectors.md between the markers; 2 (and a line on stderr) without them."""
+    path = DOCS_PAGE
     with open(path) as f:
         text = f.read()
     if start not in text:
@@ -111,7 +112,7 @@ def write_readme_section(section: str, start: str = START, end: str = END) -> in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--write', action='store_true', help='write the table into README.md')
+    parser.add_argument('--write', action='store_true', help='write the table into docs/detectors.md')
     args = parser.parse_args()
     table = render()
     if not args.write:

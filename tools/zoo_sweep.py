@@ -2,7 +2,7 @@
 
     python tools/zoo_sweep.py                     # all configs; writes docs/zoo_sweep.json
     python tools/zoo_sweep.py --only retinanet    # configs whose path holds a pattern (no file written)
-    python tools/zoo_sweep.py --write             # put the counts of docs/zoo_sweep.json into README.md
+    python tools/zoo_sweep.py --write             # put the counts of docs/zoo_sweep.json into docs/detectors.md
 
 For each ``.py`` under mmdet's ``.mim/configs`` (``_base_`` folders excepted), in order:
 
@@ -22,7 +22,7 @@ For each ``.py`` under mmdet's ``.mim/configs`` (``_base_`` folders excepted), i
    Anything else (a check that passes and a scoring that then fails, boxes that differ) is a failure.
 
 Configs whose shrunk model is the same are run once. ``tests/test_zoo_sweep.py`` runs a fast subset
-in the default suite and the whole sweep as a slow test, which also checks that README.md holds the
+in the default suite and the whole sweep as a slow test, which also checks that docs/detectors.md holds the
 counts of the committed record.
 """
 from __future__ import annotations
@@ -337,7 +337,7 @@ def failures(records: List[dict]) -> List[str]:
 
 
 def render(records: List[dict]) -> str:
-    """The README section: counts per outcome and method, and each refused detector with the reason."""
+    """The docs section: counts per outcome and method, and each refused detector with the reason."""
     status = Counter(r['status'] for r in records)
     ran = [r for r in records if r['status'] == 'ran']
     lines = [f'{len(records)} configs of mmdet {_mmdet_version()}\'s zoo walked: {status["ran"]} built tiny and '
@@ -350,7 +350,7 @@ def render(records: List[dict]) -> str:
     for method in METHODS:
         verdicts = Counter(r['methods'][method].split(':')[0] for r in ran)
         lines.append(f'| {method} | {verdicts["equal"]} | {verdicts["refused"]} | {verdicts["FAILED"]} |')
-    skipped = Counter(f'{r["status"].replace("_", " ")}: {r["reason"][:150]}' for r in records
+    skipped = Counter(f'{r["status"].replace("_", " ")}: {_no_machine_paths(r["reason"])[:150]}' for r in records
                       if r['status'] in ('cannot_build', 'cannot_predict'))
     if skipped:
         lines += ['', 'Skipped (mmdet itself fails here; configs per reason):', '']
@@ -381,6 +381,11 @@ def render(records: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+def _no_machine_paths(text: str) -> str:
+    """A message with the installed packages' folder left out (``.../site-packages/mmdet/x`` -> ``mmdet/x``)."""
+    return re.sub(r'[^\s"\']*/site-packages/', '', text)
+
+
 def _reason(verdict: str) -> str:
     """The refusal's sentence without the ``<Method> cannot score <Detector>:`` prefix, shortened."""
     text = re.sub(r'^refused: \S+ cannot score \S+: ', '', verdict)
@@ -395,14 +400,14 @@ def _mmdet_version() -> str:
 
 
 def readme_section(text: str) -> str:
-    """What the README holds between the sweep's markers."""
+    """What docs/detectors.md holds between the sweep's markers."""
     return matrix.readme_section(text, START, END)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--only', nargs='+', help='configs whose path holds one of these (nothing is written)')
-    parser.add_argument('--write', action='store_true', help='write the counts of the record into README.md')
+    parser.add_argument('--write', action='store_true', help='write the counts of the record into docs/detectors.md')
     parser.add_argument('--out', default=RECORD, help='the JSON record of a whole sweep')
     args = parser.parse_args()
     if args.write:

@@ -28,11 +28,11 @@ from ..checkpoint import config_checkpoints, read_checkpoint
 from ..datasets.annotations import SanitizedAnnotations, apply_policy, find_annotation_problems
 from ..datasets.errors import build_dataset
 from ..datasets.unreadable import is_unreadable
-from ..engine.acquisition import AcquisitionService, selection_record
+from ..engine.acquisition import AcquisitionSpec, acquire
 from ..engine.hooks import scoring_model, scoring_pipeline
+from ..engine.training import train_and_save
 from ..errors import UserError
-from ..fileio import commit, temp_path
-from ..records import CycleMetrics, LabeledSet, Selection
+from ..records import CycleMetrics, LabeledSet
 from ..registry import CYCLE_HOOKS
 from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
 from .preflight import check_run_inputs
@@ -103,7 +103,7 @@ class ActiveLearningLoop:
             raise UserError("active_learning.budget_unit='boxes' needs a pool with boxes (a detection dataset); this "
                             "pool's images have none: count the budget in images.")
         model = MODELS.build(copy.deepcopy(self.cfg.model))
-        self._service(0, 0).check_model(model)
+        self._spec(0, 0).service().check_model(model)
         check_run_inputs(self.cfg, model, self.al.metric)
         del model
         for path in config_checkpoints(self.cfg):  # refused now, not when the first cycle's training loads it
@@ -277,28 +277,16 @@ class ActiveLearningLoop:
         if self.al.retrain == 'finetune' and cycle > 0:
             load_from = self.state.path(trial, cycle - 1, 'model.pth')
         runner = self._runner(trial, cycle, load_from=load_from)
-        interrupt.check()
-        try:
-            runner.train()
-        except Exception as err:
-            if not is_unreadable(err):
-                raise
-            raise UserError(f'a training image of trial {trial} cycle {cycle} cannot be read ({type(err).__name__}: '
-                            f'{err}); fix or remove that file, then run again with --resume.') from None
-        if self.is_main:
-            final = self.state.path(trial, cycle, 'model.pth')
-            tmp = temp_path(final)
-            runner.save_checkpoint(osp.dirname(tmp), osp.basename(tmp), save_optimizer=False,
-                                   save_param_scheduler=False)
-            commit(tmp, final)
-        barrier()
+        train_and_save(runner, self.state.path(trial, cycle, 'model.pth'), f'trial {trial} cycle {cycle}',
+                       'with --resume')
         return runner
 
-    def _service(self, trial: int, cycle: int) -> AcquisitionService:
-        """The acquisition of (trial, cycle), seeded with the cycle's seed."""
+    def _spec(self, trial: int, cycle: int) -> AcquisitionSpec:
+        """The acquisition of (trial, cycle): the run's method with the cycle's seed, its budget."""
         al = self.al
-        return AcquisitionService(al.method(trial, cycle), al.adapter, batch_size=al.batch_size,
-                                  num_workers=al.num_workers, progress=self.progress)
+        return AcquisitionSpec(al.method(trial, cycle), al.budget_at(cycle), budget_unit=al.budget_unit,
+                               adapter=al.adapter, batch_size=al.batch_size, num_workers=al.num_workers,
+                               progress=self.progress)
 
     def scoring_pool(self) -> Any:
         """The pool with the test pipeline minus annotation loading (built once per run)."""
@@ -312,17 +300,11 @@ class ActiveLearningLoop:
         if runner is None:
             runner = self._runner(trial, cycle, load_from=self.state.path(trial, cycle, 'model.pth'))
         runner.load_or_resume()  # no-op when the model was trained or tested in this runner
-        service = self._service(trial, cycle)
-        service.shard_dir = osp.join(self.state.cycle_dir(trial, cycle), 'acquisition')  # resumable scoring
-        budget = self.al.budget_at(cycle)
-        result = service.run(scoring_model(runner), self.scoring_pool(), labeled, budget,
-                             cost=self.boxes if self.al.budget_unit == 'boxes' else None)
+        selection = acquire(self._spec(trial, cycle), scoring_model(runner), self.scoring_pool(), labeled,
+                            cost=self.boxes if self.al.budget_unit == 'boxes' else None,
+                            shard_dir=osp.join(self.state.cycle_dir(trial, cycle), 'acquisition'),  # resumable
+                            trial=trial, cycle=cycle, num_labeled=len(labeled))
         if self.is_main:
-            selection: Selection = selection_record(result, self.pool, service.method, budget, trial=trial,
-                                                    cycle=cycle, num_labeled=len(labeled),
-                                                    budget_unit=self.al.budget_unit)
-            if self.boxes is not None:
-                selection.context['num_boxes'] = sum(self.boxes[i] for i in result.picks)
             self.state.write(trial, cycle, 'selected.json', selection.to_json())
             self._call_hooks('after_acquire', trial, cycle, selection)
         barrier()  # selected.json is on disk for every rank

@@ -1,7 +1,7 @@
 """The ``active_learning`` section of a config, validated before anything runs."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Union
 
 from ..datasets.annotations import AnnotationPolicy
@@ -22,9 +22,9 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
         raise UserError(f'active_learning.{name} must be an integer >= {minimum}, got {value!r}.')
 
 
-@dataclass
+@dataclass(frozen=True)
 class ALSettings:
-    """One AL experiment.
+    """One AL experiment, checked when it is made and never changed after.
 
     Args:
         initial_labeled: Initial labeled images: a count, or a fraction of the pool in (0, 1).
@@ -83,6 +83,10 @@ class ALSettings:
     cycle_hooks: List[dict] = field(default_factory=list)
     budget_unit: str = 'images'
     annotations: dict = field(default_factory=dict)
+    #: The scorer and selector, built once (:meth:`method` reseeds them per cycle).
+    acquisition: AcquisitionMethod = field(init=False, repr=False, compare=False)
+    #: What to do with bad boxes (from ``annotations``).
+    annotation_policy: AnnotationPolicy = field(init=False, repr=False, compare=False)
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -92,7 +96,7 @@ class ALSettings:
                             'configs/demo/ssd_toyvoc_entropy.py) or train it with tools/train.py instead.')
         if not isinstance(section, dict):
             raise UserError(f'active_learning must be a dict, got {type(section).__name__}.')
-        known = set(cls.__dataclass_fields__)
+        known = {f.name for f in fields(cls) if f.init}
         unknown = set(section) - known
         if unknown:
             raise UserError(f'active_learning has unknown keys {sorted(unknown)}; known keys: {sorted(known)}.')
@@ -101,11 +105,9 @@ class ALSettings:
             raise UserError(f'active_learning needs {sorted(missing)}; add them to the config.')
         values: Dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v)
                                   for k, v in section.items()}
-        settings = cls(**values)
-        settings.validate()
-        return settings
+        return cls(**values)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         """Check every value's type and range, and that scorer and selection work together.
 
         Raises:
@@ -152,14 +154,13 @@ class ALSettings:
         if not isinstance(self.annotations, dict):
             raise UserError(f"active_learning.annotations must be a dict, e.g. dict(outside='clip'), got "
                             f'{self.annotations!r}.')
-        self.annotation_policy = AnnotationPolicy.from_cfg(self.annotations)
-        method = build_method(self.scorer, self.selection, subset_size=self.subset_size, seed=self.seed,
-                              where='active_learning.')
-        self.scorer, self.selection, self.subset_size = method.scorer_cfg, method.selection_cfg, None
+        object.__setattr__(self, 'annotation_policy', AnnotationPolicy.from_cfg(self.annotations))
+        object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
+                                                             seed=self.seed, where='active_learning.'))
 
     def method(self, trial: int, cycle: int) -> AcquisitionMethod:
-        """The scorer and selector of (trial, cycle), seeded with the cycle's seed."""
-        return build_method(self.scorer, self.selection, seed=self.cycle_seed(trial, cycle))
+        """The scorer and selector of (trial, cycle): the run's method, seeded with the cycle's seed."""
+        return self.acquisition.reseeded(self.cycle_seed(trial, cycle))
 
     def initial_count(self, pool_size: int) -> int:
         """The initial labeled count for a pool of ``pool_size`` images."""

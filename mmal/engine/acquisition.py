@@ -1,8 +1,10 @@
-"""The acquisition service: the one path from a trained model and a pool to the images to label.
+"""Acquisition: the one path from a trained model and a pool to the images to label.
 
-``AcquisitionService(method).run(model, pool, labeled, budget)`` is used by the AL driver, by
-``ActiveLearningHook`` and by ``tools/al_select.py``; the method (scorer + selector) comes built
-from :func:`~mmal.engine.method.build_method`.
+:func:`acquire` is the entry the AL driver, ``ActiveLearningHook``, ``tools/al_select.py`` and a
+labeling project's ``select`` all call: an :class:`AcquisitionSpec` (the method, built by
+:func:`~mmal.engine.method.build_method`, the budget and its unit, the adapter) plus a model, a pool
+and its labeled part give one :class:`~mmal.records.Selection` record. Underneath,
+:class:`AcquisitionService` runs one round:
 
 1. the selector names the candidates (the unlabeled pool, or a random subset of it);
 2. every rank streams its share of the candidates (and, for coverage selectors, of the labeled
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import os
 import os.path as osp
+import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, get_world_size
@@ -390,6 +393,103 @@ class AcquisitionService:
                                  num_candidates=len(candidates), acted_by=self.selector.acted_by())
 
 
+BUDGET_UNITS = ('images', 'boxes')
+
+
+@dataclass(frozen=True)
+class AcquisitionSpec:
+    """What one acquisition asks for, checked once when it is made.
+
+    Attributes:
+        method: The scorer and selector (:func:`~mmal.engine.method.build_method`).
+        budget: How many images (or boxes, with ``budget_unit='boxes'``) to buy.
+        budget_unit: ``'images'``, or ``'boxes'``: the selector's picks are bought in order until the
+            next one's boxes would exceed the budget (the first is always bought); the boxes are
+            the pool's own (``cost``) or, without them, the model's boxes scoring ``box_threshold``.
+        box_threshold: Least score of a model box counted as one to label.
+        adapter: Adapter options (``type`` defaults to the model's).
+        batch_size: Images per scoring batch.
+        num_workers: Dataloader workers of the scoring pass.
+        progress: Show a progress bar (rank 0).
+        where: How the user named these values, prefixed to messages (e.g. ``'--'``).
+    """
+
+    method: AcquisitionMethod
+    budget: int
+    budget_unit: str = 'images'
+    box_threshold: float = 0.3
+    adapter: Optional[Mapping[str, Any]] = None
+    batch_size: int = 8
+    num_workers: int = 0
+    progress: bool = True
+    where: str = ''
+
+    def __post_init__(self) -> None:
+        if self.budget_unit not in BUDGET_UNITS:
+            raise UserError(f"{self.where}budget_unit must be 'images' or 'boxes', got {self.budget_unit!r}.")
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or self.budget < 1:
+            raise UserError(f'{self.where}budget must be a positive number of {self.budget_unit}, got '
+                            f'{self.budget!r}.')
+        if not 0 <= self.box_threshold <= 1:
+            raise UserError(f'{self.where}box_threshold must lie in [0, 1], got {self.box_threshold!r}.')
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UserError(f'{self.where}batch_size must be a positive number of images, got {self.batch_size!r}.')
+
+    def service(self, shard_dir: Optional[str] = None) -> 'AcquisitionService':
+        """The service that runs this acquisition (saving its scored pieces in ``shard_dir``)."""
+        return AcquisitionService(self.method, dict(self.adapter or {}), batch_size=self.batch_size,
+                                  num_workers=self.num_workers, progress=self.progress, shard_dir=shard_dir)
+
+
+def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, labeled: Sequence[int], /,
+            unlabeled: Optional[Sequence[int]] = None, cost: Optional[Sequence[float]] = None,
+            shard_dir: Optional[str] = None, **context: Any) -> Selection:
+    """Choose the next images to label: the one acquisition entry.
+
+    Every rank of a distributed run calls it with the same arguments and gets the same record.
+
+    Args:
+        spec: What to acquire and how.
+        model: The trained model (unwrapped, eval mode); None for a method that reads no model output.
+        dataset: The pool: every image, with the scoring pipeline; ``get_data_info`` names them.
+        labeled: Pool indices already labeled.
+        unlabeled: The candidates (default: every pool index not in ``labeled``).
+        cost: Each pool image's ground-truth boxes, for ``budget_unit='boxes'`` (default: estimated
+            by the model's boxes).
+        shard_dir: Where the scoring pass keeps its pieces, so that an interrupted one resumes.
+        **context: Where it was made (trial and cycle, the pool file, ...), kept in the record.
+
+    Returns:
+        The :class:`~mmal.records.Selection` record (``context`` holds the boxes bought when the
+        budget is in boxes: ``num_boxes``, or ``estimated_boxes`` when the model counted them).
+
+    Raises:
+        UserError: The model cannot give what the method reads, a budget in boxes without boxes or a
+            model, or not one candidate could be read.
+    """
+    service = spec.service(shard_dir)
+    if model is not None:
+        service.check_model(model)
+    counted = 'num_boxes'
+    if spec.budget_unit == 'boxes' and cost is None:
+        if model is None:
+            raise UserError('a budget in boxes is estimated with the model\'s boxes and there is no model yet; count '
+                            'the first batch in images.')
+        taken = set(labeled)
+        candidates = list(unlabeled) if unlabeled is not None else [i for i in range(len(dataset)) if i not in taken]
+        cost = estimated_boxes(model, dataset, spec.box_threshold, candidates, spec.batch_size)
+        counted = 'estimated_boxes'
+    result = service.run(model, dataset, labeled, spec.budget, unlabeled=unlabeled,
+                         cost=cost if spec.budget_unit == 'boxes' else None)
+    record = selection_record(result, dataset, spec.method, spec.budget, **context, budget_unit=spec.budget_unit)
+    if spec.budget_unit == 'boxes' and cost is not None:
+        record.context[counted] = sum(cost[i] for i in result.picks)
+    warning = same_score_warning(record)
+    if warning and get_rank() == 0:
+        print(warning, file=sys.stderr)
+    return record
+
+
 def same_score_warning(record: Selection) -> Optional[str]:
     """A warning when every pick has the same score: the model found nothing to rank the images by
     (an untrained model, or a detector that keeps no box), so the picks are as good as random."""
@@ -420,7 +520,7 @@ def selection_record(result: AcquisitionResult, dataset: Any, method: Acquisitio
 
     scores = result.scores if result.scores is not None else [None] * len(result.picks)
     return Selection(scorer=method.scorer_cfg, selection=method.selection_cfg, budget=budget,
-                     num_candidates=result.num_candidates, acted_by=result.acted_by or type(method.selector).__name__,
+                     num_candidates=result.num_candidates, acted_by=result.acted_by or method.name,
                      selected=[Pick(**info(i), score=score) for i, score in zip(result.picks, scores)],
                      unreadable=[UnreadableImage(**info(i), error=err) for i, err in result.unreadable.items()],
                      context=context)

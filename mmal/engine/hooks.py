@@ -17,7 +17,7 @@ from .. import interrupt
 from ..datasets.image_pool import ImagePoolDataset
 from ..errors import UserError, report_uncaught_user_errors
 from ..fileio import atomic_write_json
-from .acquisition import AcquisitionService, selection_record
+from .acquisition import AcquisitionSpec, acquire
 from .method import build_method
 
 
@@ -104,12 +104,10 @@ class ActiveLearningHook(Hook):
                  seed: int = 0,
                  img_dir: Optional[str] = None) -> None:
         report_uncaught_user_errors()  # a refusal is one sentence under any training script
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise UserError(f'ActiveLearningHook: budget must be a positive number of images, got {budget!r}.')
-        self.pool, self.budget, self.out_file, self.img_dir = pool, budget, out_file, img_dir
+        self.pool, self.out_file, self.img_dir = pool, out_file, img_dir
         self.method = build_method(scorer, selection, seed=seed, where='ActiveLearningHook: ')
-        self.service = AcquisitionService(self.method, adapter, batch_size=batch_size, num_workers=num_workers,
-                                          progress=progress)
+        self.spec = AcquisitionSpec(self.method, budget, adapter=adapter, batch_size=batch_size,
+                                    num_workers=num_workers, progress=progress, where='ActiveLearningHook: ')
 
     def _listed_pool(self, pipeline) -> ImagePoolDataset:
         if isinstance(self.pool, dict):
@@ -119,7 +117,7 @@ class ActiveLearningHook(Hook):
     def before_run(self, runner) -> None:
         """Fail before training when the model cannot be scored this way or the pool is unusable
         (its image files missing included)."""
-        self.service.check_model(runner.model.module if is_model_wrapper(runner.model) else runner.model)
+        self.spec.service().check_model(runner.model.module if is_model_wrapper(runner.model) else runner.model)
         needed = self.method.training_hooks
         present = {type(hook).__name__ for hook in runner.hooks} if needed else set()
         missing_hooks = [h['type'] for h in needed if h['type'] not in present]
@@ -150,7 +148,7 @@ class ActiveLearningHook(Hook):
         labeled = [i for i, flag in enumerate(is_labeled) if flag]
         candidates = [i for i, flag in enumerate(is_labeled) if not flag]
         in_training_set = len(labeled)
-        if self.service.selector.needs_labeled:
+        if self.method.selector.needs_labeled:
             listed = {osp.realpath(d['img_path']) for d in items}
             extra = [p for p in dict.fromkeys(train) if p not in listed]
             labeled += list(range(len(items), len(items) + len(extra)))
@@ -160,12 +158,12 @@ class ActiveLearningHook(Hook):
     def after_train(self, runner) -> None:
         start = time.time()
         pool, candidates, labeled, in_training_set = self._scoring_set(runner)
-        result = self.service.run(scoring_model(runner), pool, labeled, self.budget, unlabeled=candidates)
+        record = acquire(self.spec, scoring_model(runner), pool, labeled, unlabeled=candidates,
+                         pool_size=len(candidates) + in_training_set, in_training_set=in_training_set)
         if get_rank() != 0:
             return
+        record.context['seconds'] = round(time.time() - start, 2)
         out = self.out_file if osp.isabs(self.out_file) else osp.join(runner.work_dir, self.out_file)
-        record = selection_record(result, pool, self.method, self.budget, pool_size=len(candidates) + in_training_set,
-                                  in_training_set=in_training_set, seconds=round(time.time() - start, 2))
         for image in record.unreadable:
             runner.logger.warning(f'ActiveLearningHook: skipped unreadable image {image.img_path}: {image.error}')
         atomic_write_json(out, record.to_json())

@@ -13,21 +13,16 @@ from mmengine.dist import barrier, get_rank
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from .. import dist, interrupt
+from .. import dist
 from ..checkpoint import load_weights
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
-from ..engine.acquisition import (
-    AcquisitionService,
-    estimated_boxes,
-    predict_boxes,
-    same_score_warning,
-    selection_record,
-)
+from ..engine.acquisition import AcquisitionSpec, acquire, predict_boxes
 from ..engine.hooks import scoring_pipeline, with_hooks
 from ..engine.method import method_from_flags
+from ..engine.training import train_and_save
 from ..errors import UserError
-from ..fileio import atomic_write_json, commit, temp_path
+from ..fileio import atomic_write_json
 from ..records import Selection
 from .formats import Box
 from .project import LabelingProject
@@ -142,13 +137,9 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
         [dict(type='TrainProgressHook')] if progress else []))
     dist.distributed_cfg(cfg, launcher)
     runner = Runner.from_cfg(cfg)
-    interrupt.check()
-    runner.train()
     final = project.cycle_path('model.pth')
+    train_and_save(runner, final, f'cycle {project.state.cycle}', f'with `al_project.py train {project.root}`')
     if get_rank() == 0:
-        tmp = temp_path(final)
-        runner.save_checkpoint(osp.dirname(tmp), osp.basename(tmp), save_optimizer=False, save_param_scheduler=False)
-        commit(tmp, final)
         project.state.step = 'select'
         project.save()
     barrier()
@@ -171,10 +162,9 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
         UserError: Out of order, no model for a method that needs one, nothing left to label.
     """
     project.expect('select', ('select', 'export'))
-    if isinstance(budget, bool) or budget < 1:
-        raise UserError(f'--budget must be a positive number of images, got {budget}.')
     cfg = project_config(project, options)
-    method = method_from_flags(cfg.get('active_learning'), scorer, selection, seed=project.state.cycle)
+    al = cfg.get('active_learning') or {}
+    method = method_from_flags(al, scorer, selection, seed=project.state.cycle)
     checkpoint = project.cycle_path('model.pth')
     model = None
     if osp.isfile(checkpoint):
@@ -186,31 +176,17 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     elif method.requires:
         raise UserError(f'{method.name} needs a model and cycle {project.state.cycle} has none; run '
                         f'`al_project.py train {project.root}` first, or pick the first batch with --scorer Random.')
+    spec = AcquisitionSpec(method, budget, budget_unit=budget_unit, box_threshold=box_threshold,
+                           adapter=al.get('adapter'), batch_size=batch_size, progress=progress, where='--')
     project.snapshot_labeled()
-    service = AcquisitionService(method, (cfg.get('active_learning') or {}).get('adapter'), batch_size=batch_size,
-                                 progress=progress)
-    if model is not None:
-        service.check_model(model)
     positions = {im['id']: n for n, im in enumerate(project.pool)}
     unlabeled = [positions[i] for i in project.unlabeled_ids()]
     if not unlabeled:
         raise UserError('every pool image is labeled: nothing is left to select.')
     labeled = sorted(set(range(len(project.pool))) - set(unlabeled))
     dataset = _pool_dataset(project, scoring_pipeline(leaf_dataset(cfg.test_dataloader.dataset.to_dict())['pipeline']))
-    cost = None
-    if budget_unit == 'boxes':
-        if model is None:
-            raise UserError('a budget in boxes is estimated with the model\'s boxes, and cycle '
-                            f'{project.state.cycle} has no model yet; count the first batch in images.')
-        cost = estimated_boxes(model, dataset, box_threshold, unlabeled, batch_size)
-    result = service.run(model, dataset, labeled, budget, unlabeled=unlabeled, cost=cost)
-    record = selection_record(result, dataset, method, budget, cycle=project.state.cycle,
-                              num_labeled=len(labeled), budget_unit=budget_unit)
-    if cost is not None:
-        record.context['estimated_boxes'] = sum(cost[i] for i in result.picks)
-    warning = same_score_warning(record)
-    if warning:
-        print(warning)
+    record = acquire(spec, model, dataset, labeled, unlabeled=unlabeled, cycle=project.state.cycle,
+                     num_labeled=len(labeled))
     atomic_write_json(project.cycle_path('selected.json'), record.to_json())
     project.state.step = 'export'
     project.save()
