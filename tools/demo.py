@@ -2,8 +2,8 @@
 
     python tools/demo.py [--work-dir DIR] [--toy-root DIR] [--seeds 3] [--jobs 2]
 
-Makes the toy VOC set when missing, then runs configs/demo/ssd_toyvoc_random.py and
-configs/demo/ssd_toyvoc_entropy.py through the AL driver once per seed (each seed draws its own
+Makes the toy VOC set when missing, then runs configs/demo/ssd_toyvoc_demo.py with random and with
+entropy acquisition through the AL driver once per seed (each seed draws its own
 initial labeled set, shared by both methods), ``--jobs`` runs at a time, each with one torch thread
 (so the runs neither fight over cores nor depend on how many there are). It prints, per labeled
 count, each method's mAP as mean +- std over the seeds and the paired difference entropy - random
@@ -27,6 +27,8 @@ from typing import Dict, List, Tuple
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 METHODS = ('random', 'entropy')
+SCORERS = dict(random='Random', entropy='Entropy')
+CONFIG = osp.join(ROOT, 'configs', 'demo', 'ssd_toyvoc_demo.py')
 
 from mmal.datasets import ToyVOCSpec, generate_toy_voc, toy_voc_exists  # noqa: E402
 from mmal.datasets.toy_voc import GENERATOR_VERSION  # noqa: E402
@@ -39,10 +41,9 @@ def run_one(method: str, seed: int, data_root: str, work_dir: str) -> Tuple[str,
     out = osp.join(work_dir, method, f'seed{seed}')
     roots = ' '.join(f'{loader}.dataset.data_root={data_root}' for loader in
                      ('train_dataloader', 'val_dataloader', 'test_dataloader'))
-    cmd = [sys.executable, osp.join(ROOT, 'tools', 'al_train.py'), osp.join(ROOT, 'configs', 'demo',
-                                                                          f'ssd_toyvoc_{method}.py'),
-           '--work-dir', out, '--no-progress', '--cfg-options', f'active_learning.seed={seed}', 'log_level=WARNING',
-           *roots.split()]
+    cmd = [sys.executable, osp.join(ROOT, 'tools', 'al_train.py'), CONFIG, '--work-dir', out, '--no-progress',
+           '--cfg-options', f'active_learning.seed={seed}', f'active_learning.scorer.type={SCORERS[method]}',
+           'log_level=WARNING', *roots.split()]
     if osp.isfile(osp.join(out, 'run.json')):
         cmd.append('--resume')
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
