@@ -1,8 +1,11 @@
-"""The detector families x acquisition methods that mmal supports, declared once.
+"""The detector families x acquisition methods that mmal supports, as the families declare them.
 
-``tests/test_detection_families.py`` runs every cell of this matrix (tiny models built from
-mmdet's own configs, ``tests/family_configs/``); this script renders docs/detectors.md's table from
-the same declaration, and a test checks that the page holds exactly that rendering:
+Each family (``mmal.models.detection``) declares what no detector of it can give and why
+(``refuses``, ``has_proposals``: ``DetectorFamily.refusal``) and how it scores (``summary``); this
+script names the test model of each family (``tests/family_configs/``) and the methods (columns),
+and renders docs/detectors.md's table from the families' declarations.
+``tests/test_detection_families.py`` runs every cell (a declared refusal must be refused before
+training, every other cell must score), and checks that the page holds exactly this rendering:
 
     python tools/support_matrix.py            # print the table
     python tools/support_matrix.py --write    # put it into docs/detectors.md between its markers
@@ -13,6 +16,11 @@ import argparse
 import os.path as osp
 import re
 import sys
+from typing import Dict, Set
+
+import mmal  # noqa: F401  (registers the detector families)
+from mmal.engine.method import build_method
+from mmal.registry import DETECTOR_FAMILIES
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOCS_PAGE = osp.join(ROOT, 'docs', 'detectors.md')
@@ -54,38 +62,31 @@ METHODS = {
     'LocTightness': (dict(type='LocalizationTightness'), None),
 }
 
-#: method -> the families it runs on, where not every one (the others refuse it before training)
-ONLY_ON = {'LocTightness': {'TwoStageFamily'}}  # the IoU of a box with its proposal: two-stage detectors
-#: family -> the methods it refuses (TOOD's classification has two branches: no single layer to sample or tap)
-REFUSES = {'TOODFamily': {'BALD', 'BADGE', 'PPAL'}}
+def family(name: str) -> type:
+    """The family class registered as ``name``."""
+    return DETECTOR_FAMILIES.get(name)
 
 
-def supported(method: str, family: str) -> bool:
-    """Whether ``family`` runs ``method`` (else its pre-training check refuses it in one sentence)."""
-    return family in ONLY_ON.get(method, {family}) and method not in REFUSES.get(family, ())
+def supported(method: str, family_name: str) -> bool:
+    """Whether the family runs ``method``, as the family declares (``DetectorFamily.refusal``; the test of
+    every cell checks that its pre-training check then refuses, or scores)."""
+    return family(family_name).refusal(build_method(*METHODS[method]).requires) is None
 
-NOTES = {
-    'SSDFamily': 'softmax; flip aligned by mirroring the anchor grid',
-    'DenseHeadFamily': 'sigmoid (x centerness where the head has one); flip aligned by box IoU',
-    'GFLFamily': 'quality sigmoid, integral boxes; flip by box IoU',
-    'PAAFamily': 'sqrt(sigmoid x IoU), score voting; flip by box IoU',
-    'TOODFamily': 'task-aligned scores split as a sigmoid head\'s; no single classification layer; flip by box IoU',
-    'FoveaFamily': 'sigmoid; boxes decoded per level with the base edge length; flip by box IoU',
-    'RepPointsFamily': 'sigmoid; point sets as boxes, decoded per level; flip by box IoU',
-    'YOLOXFamily': 'sigmoid x objectness; flip by box IoU',
-    'YOLOV3Family': 'sigmoid x objectness (one map per level); MC dropout in the prediction conv; flip by box IoU',
-    'TwoStageFamily': 'RoI softmax over C+1 (cascade: stage mean); MC dropout in the shared FCs; flip by box IoU',
-    'DETRFamily': 'last decoder layer per query (DETR softmax, others sigmoid); flip by box IoU',
-}
+
+def only_on() -> Dict[str, Set[str]]:
+    """method -> the families of the matrix that run it, for the methods some family refuses by design."""
+    names = sorted({f for _, _, f in FAMILIES.values()})
+    out = {m: {f for f in names if supported(m, f)} for m in METHODS}
+    return {m: fams for m, fams in out.items() if len(fams) < len(names)}
 
 
 def render() -> str:
     """The docs table: one row per family, per method ✓ (its test cell scores) or — (refused)."""
     lines = ['| detector (mmdet base config) | family | ' + ' | '.join(METHODS) + ' | distribution, alignment |',
              '|---|---|' + ':-:|' * len(METHODS) + '---|']
-    for detector, base, family in FAMILIES.values():
-        cells = ' | '.join('✓' if supported(m, family) else '—' for m in METHODS)
-        lines.append(f'| {detector} (`{base}`) | `{family}` | {cells} | {NOTES[family]} |')
+    for detector, base, family_name in FAMILIES.values():
+        cells = ' | '.join('✓' if supported(m, family_name) else '—' for m in METHODS)
+        lines.append(f'| {detector} (`{base}`) | `{family_name}` | {cells} | {family(family_name).summary} |')
     return '\n'.join(lines)
 
 

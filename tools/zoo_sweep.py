@@ -363,18 +363,24 @@ def render(records: List[dict]) -> str:
               'their `predict` runs methods no family reproduces, so every per-box method is refused before '
               'training in one sentence (CoreSet, which reads only backbone features, still runs):', '']
     lines += [f'- {name}: {", ".join(f"`{f}`" for f in sorted(folders))}' for name, folders in sorted(refused.items())]
+    only_on = matrix.only_on()
     partly: Dict[str, set] = defaultdict(set)
     for r in ran:
         if r['methods']['Entropy'] == 'equal':
             for method, verdict in r['methods'].items():
-                if verdict.startswith('refused') and r['family'] in matrix.ONLY_ON.get(method, {r['family']}):
+                if verdict.startswith('refused') and r['family'] in only_on.get(method, {r['family']}):
                     partly[f'{method} on {r["detector"]} ({r["head"]})'].add(_reason(verdict))
-    for method, families in matrix.ONLY_ON.items():
+    for method, families in only_on.items():
         on = Counter(r['methods'][method].split(':')[0] for r in ran if r['family'] in families)
         off = sum(r['methods'][method].startswith('refused') for r in ran
                   if r['family'] is not None and r['family'] not in families)
-        lines += ['', f'{method} runs on {", ".join(sorted(families))} detectors only ({on["equal"]} equal to '
-                  f'`predict`) and is refused by design on the {off} other claimed ones.']
+        refusing = sorted({r['family'] for r in ran if r['family'] is not None} - families)
+        if len(families) <= len(refusing):
+            lines += ['', f'{method} runs on {", ".join(sorted(families))} detectors only ({on["equal"]} equal to '
+                      f'`predict`) and is refused by design on the {off} other claimed ones.']
+        else:
+            lines += ['', f'{method} is refused by design on {", ".join(refusing)} detectors ({off} claimed configs); '
+                      f'{on["equal"]} others equal `predict`.']
     if partly:
         lines += ['', 'Methods refused on claimed detectors:', '']
         lines += [f'- {name}: {"; ".join(sorted(reasons))}' for name, reasons in sorted(partly.items())]

@@ -100,6 +100,7 @@ class DenseHeadFamily(DetectorFamily[DensePass]):
     that conv at the kept boxes only; the rest of the head runs once.
     """
     covers = 'RetinaNet, FCOS, ATSS, VFNet, RTMDet and other heads on mmdet\'s default dense post-processing'
+    summary = 'sigmoid (x centerness where the head has one); flip aligned by box IoU'
     #: The head class whose post-processing (:data:`DENSE_PREDICT` methods) the family reproduces.
     reference: ClassVar[type] = BaseDenseHead
 
@@ -329,6 +330,7 @@ class SSDFamily(DenseHeadFamily):
     priority = 10
     flip_alignment = 'mirror'
     covers = 'SSD'
+    summary = 'softmax; flip aligned by mirroring the anchor grid'
     reference = SSDHead
 
     def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
@@ -347,6 +349,7 @@ class GFLFamily(DenseHeadFamily):
     """GFL: quality-focal class scores, boxes from the integral of a distribution per side."""
     priority = 20
     covers = 'GFL'
+    summary = 'quality sigmoid, integral boxes; flip by box IoU'
     reference = GFLHead
 
     def distances(self, lv: LevelOutputs) -> Tensor:
@@ -384,6 +387,7 @@ class YOLOXFamily(DenseHeadFamily):
     """YOLOX: score = max class sigmoid x objectness sigmoid, one label per point."""
     priority = 20
     covers = 'YOLOX'
+    summary = 'sigmoid x objectness; flip by box IoU'
     reference = YOLOXHead
 
     def priors(self, p: DensePass) -> List[Tensor]:
@@ -424,6 +428,7 @@ class YOLOV3Family(DenseHeadFamily):
     (``convs_pred``), hence class logits and objectness together."""
     priority = 20
     covers = 'YOLOv3'
+    summary = 'sigmoid x objectness (one map per level); MC dropout in the prediction conv; flip by box IoU'
     reference = YOLOV3Head
 
     def classifier_layers(self, head: BaseDenseHead) -> Optional[List[nn.Module]]:
@@ -500,6 +505,11 @@ class TOODFamily(DenseHeadFamily):
     BADGE and CategoryMatching are refused."""
     priority = 20
     covers = 'TOOD'
+    refuses = {MC_PROBS: 'its classification has two branches, so no single layer is sampled (BALD); use Entropy, '
+                         'Margin or Consistency',
+               LAST_LAYER_INPUT: "its classification has two branches, so no single layer's input is read (BADGE, "
+                                 'CategoryMatching); use Entropy, Margin or Consistency, or KCenterGreedy'}
+    summary = "task-aligned scores split as a sigmoid head's; no single classification layer; flip by box IoU"
     reference = TOODHead
 
     decodes_per_level = True
@@ -534,6 +544,7 @@ class OwnDecodeFamily(DenseHeadFamily):
 class FoveaFamily(OwnDecodeFamily):
     """FoveaBox: sigmoid classes; each level's boxes decoded with its base edge length."""
     covers = 'FoveaBox'
+    summary = 'sigmoid; boxes decoded per level with the base edge length; flip by box IoU'
     reference = FoveaHead
     level_scale = 'base_edge_list'
 
@@ -543,6 +554,7 @@ class RepPointsFamily(OwnDecodeFamily):
     """RepPoints: the head's forward turns each point's refined point set into a box (in stride
     units), which ``_bbox_decode`` places at the point and clips."""
     covers = 'RepPoints'
+    summary = 'sigmoid; point sets as boxes, decoded per level; flip by box IoU'
     reference = RepPointsHead
     level_scale = 'point_strides'
 
@@ -552,6 +564,7 @@ class PAAFamily(DenseHeadFamily):
     """PAA: score = sqrt(class sigmoid x IoU sigmoid), class-wise NMS with score voting."""
     priority = 20
     covers = 'PAA'
+    summary = 'sqrt(sigmoid x IoU), score voting; flip by box IoU'
     reference = PAAHead
 
     def distribution(self, logits: Tensor, log_factor: Optional[Tensor]) -> Tensor:

@@ -38,6 +38,7 @@ class DETRPass(FamilyPass):
 class DETRFamily(DetectorFamily[DETRPass]):
     """DETR, Deformable-DETR, DINO and other ``DetectionTransformer`` with a ``DETRHead``."""
     covers = 'DETR, Deformable-DETR, DINO (DetectionTransformer with a DETRHead)'
+    summary = 'last decoder layer per query (DETR softmax, others sigmoid); flip by box IoU'
 
     def __init__(self, model: BaseDetector, test_cfg: Optional[dict] = None) -> None:
         super().__init__(model, test_cfg)

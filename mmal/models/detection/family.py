@@ -69,6 +69,21 @@ class DetectorFamily(Generic[PassT]):
     covers: ClassVar[str] = ''
     #: Whether each candidate is a proposal that the detector refines (:meth:`proposal_boxes`).
     has_proposals: ClassVar[bool] = False
+    #: Outputs (keys of :mod:`mmal.outputs`) that no detector of the family can give, each with why;
+    #: :meth:`check` refuses them before training (and a detector's own head may lack more).
+    refuses: ClassVar[Dict[str, str]] = {}
+    #: How the family scores and aligns flipped predictions, for the support matrix.
+    summary: ClassVar[str] = ''
+
+    @classmethod
+    def refusal(cls, requires: FrozenSet[str]) -> Optional[str]:
+        """Why every detector of the family refuses a method that reads ``requires``, or None (its
+        detectors give them, unless one's head lacks something :meth:`check` finds)."""
+        if PROPOSAL_IOU in requires and not cls.has_proposals:
+            return 'only two-stage detectors have proposals to compare boxes with'
+        for key in sorted(requires & set(cls.refuses)):
+            return cls.refuses[key]
+        return None
 
     def __init__(self, model: BaseDetector, test_cfg: Optional[Dict[str, Any]] = None) -> None:
         self.model = model
@@ -87,6 +102,8 @@ class DetectorFamily(Generic[PassT]):
             raise TypeError(f'localization tightness compares each box with the proposal it was refined from, and '
                             f'{type(self.model).__name__} ({type(self).__name__}) has no proposals (only two-stage '
                             'detectors do); use LocalizationStability.')
+        for key in sorted(requires & set(self.refuses)):
+            raise TypeError(f'{type(self.model).__name__} ({type(self).__name__}): {self.refuses[key]}.')
 
     def post_cfg(self, base: Optional[dict]) -> ConfigDict:
         """A copy of the model's post-processing config with the adapter's overrides applied."""

@@ -45,6 +45,7 @@ class TwoStageFamily(DetectorFamily[TwoStagePass]):
     """Faster R-CNN, Mask R-CNN (its boxes), Cascade R-CNN and other ``TwoStageDetector`` with a
     standard or cascade RoI head."""
     covers = 'Faster R-CNN, Mask R-CNN, Cascade R-CNN, HTC (RPN + standard or cascade RoI head, softmax or Seesaw)'
+    summary = 'RoI softmax over C+1 (cascade: stage mean); MC dropout in the shared FCs; flip by box IoU'
     class_specific_boxes = True
     has_proposals = True
 
