@@ -43,6 +43,13 @@ def _import_flags(p: argparse.ArgumentParser) -> None:
                    'latest')
 
 
+def _preannotation_flags(p: argparse.ArgumentParser) -> None:
+    """``export`` and ``push``: which model boxes go out as pre-annotations, and config overrides."""
+    p.add_argument('--pre-threshold', type=float, default=0.3, help='score of the model\'s boxes kept as '
+                   'pre-annotations')
+    _cfg_options(p)
+
+
 def _cfg_options(p: argparse.ArgumentParser) -> None:
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys for this run, key=value')
 
@@ -76,9 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('project')
     p.add_argument('--url-prefix', default='/data/local-files/?d=',
                    help='prefix of image URLs in the Label Studio tasks (default: Label Studio local files)')
-    p.add_argument('--pre-threshold', type=float, default=0.3, help='score of the model\'s boxes kept as '
-                   'pre-annotations')
-    _cfg_options(p)
+    _preannotation_flags(p)
     p = sub.add_parser('import', help='read the labels that came back and merge them')
     p.add_argument('project')
     p.add_argument('file', help='Label Studio JSON export or COCO json (CVAT, Label Studio)')
@@ -91,9 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    'before, else a new one)')
     p.add_argument('--document-root', help='the server\'s LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (default: the '
                    'image folder\'s parent)')
-    p.add_argument('--pre-threshold', type=float, default=0.3, help='score of the model\'s boxes kept as '
-                   'pre-annotations')
-    _cfg_options(p)
+    _preannotation_flags(p)
     p = sub.add_parser('pull', help='fetch this batch\'s labels from Label Studio (its API) and import them')
     p.add_argument('project')
     p.add_argument('--token', help='an API token (default: $LABEL_STUDIO_API_KEY)')
