@@ -24,16 +24,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Tuple
 
+from mmal.datasets import ToyVOCSpec, generate_toy_voc, toy_voc_exists
+from mmal.datasets.toy_voc import GENERATOR_VERSION
+from mmal.fileio import atomic_write_text
+from mmal.report import read_run, write_report
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
 METHODS = ('random', 'entropy')
 SCORERS = dict(random='Random', entropy='Entropy')
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'ssd_toyvoc_demo.py')
-
-from mmal.datasets import ToyVOCSpec, generate_toy_voc, toy_voc_exists  # noqa: E402
-from mmal.datasets.toy_voc import GENERATOR_VERSION  # noqa: E402
-from mmal.fileio import atomic_write_text  # noqa: E402
-from mmal.report import read_run, write_report  # noqa: E402
 
 
 def run_one(method: str, seed: int, data_root: str, work_dir: str) -> Tuple[str, int, str]:
@@ -44,7 +43,7 @@ def run_one(method: str, seed: int, data_root: str, work_dir: str) -> Tuple[str,
     cmd = [sys.executable, osp.join(ROOT, 'tools', 'al_train.py'), CONFIG, '--work-dir', out, '--no-progress',
            '--cfg-options', f'active_learning.seed={seed}', f'active_learning.scorer.type={SCORERS[method]}',
            'log_level=WARNING', *roots.split()]
-    if osp.isfile(osp.join(out, 'run.json')):
+    if osp.isfile(osp.join(out, 'al_config.json')):  # a run started before: resume (a finished one just reports)
         cmd.append('--resume')
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
