@@ -92,9 +92,9 @@ def test_bald_without_dropout_is_zero(ssd):
 
 @pytest.mark.parametrize('sparse', [True, False])
 def test_mc_dropout_runs_backbone_once_and_samples_only_the_classifier(ssd, monkeypatch, sparse):
-    from mmal.models.detection import dense
+    from mmal.models.detection.dense import rows
     if not sparse:
-        monkeypatch.setattr(dense, 'simple_conv', lambda conv: False)
+        monkeypatch.setattr(rows, 'simple_conv', lambda conv: False)
     calls = {'backbone': 0, 'cls': 0, 'reg': 0}
 
     def counter(key):
@@ -160,7 +160,7 @@ def test_hook_on_mmdet_retinanet(toy_voc_root, tmp_path):
 
 
 def test_sparse_mc_path_matches_dense_dropout(ssd, monkeypatch):
-    from mmal.models.detection import dense
+    from mmal.models.detection.dense import rows
     batch = _batch()
     exact = DetectionAdapter(ssd, {'probs', 'mc_probs'}, score_thr=0.05, dropout_p=0.0, mc_samples=3)(batch)
     assert torch.allclose(exact['mc_probs'], exact['probs'].expand(3, -1, -1), atol=1e-6)  # p=0: exact
@@ -168,7 +168,7 @@ def test_sparse_mc_path_matches_dense_dropout(ssd, monkeypatch):
     torch.manual_seed(0)
     adapter = DetectionAdapter(ssd, {'mc_probs'}, score_thr=0.05, dropout_p=0.3, mc_samples=400)
     sparse = adapter(batch)['mc_probs']
-    monkeypatch.setattr(dense, 'simple_conv', lambda conv: False)
+    monkeypatch.setattr(rows, 'simple_conv', lambda conv: False)
     full = adapter(batch)['mc_probs']
     # Same distribution per box: the Monte-Carlo means and spreads agree.
     assert (sparse.mean(0) - full.mean(0)).abs().max() < 0.02

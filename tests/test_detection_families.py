@@ -1,6 +1,5 @@
-"""Every detector family x acquisition method of tools/support_matrix.py, on tiny models built from
+"""Every detector family x acquisition method of mmal.zoo.matrix, on tiny models built from
 mmdet's own configs: the boxes and scores acquisition works on are exactly the model's ``predict``."""
-import importlib.util
 import logging
 import os.path as osp
 
@@ -20,10 +19,7 @@ from mmal.models import DetectionAdapter
 from mmal.models.detection import find_family
 from mmal.models.detection.distributions import score_log_probs, seesaw_log_probs, sigmoid_log_probs
 from mmal.models.detection.family import best_overlap, first_occurrence
-
-_spec = importlib.util.spec_from_file_location('support_matrix', osp.join(REPO, 'tools', 'support_matrix.py'))
-matrix = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(matrix)
+from mmal.zoo import matrix
 
 SIZE = 128
 _models = {}
@@ -181,14 +177,13 @@ def test_sparse_mc_samples_match_dense_dropout():
             source = p.detections[0].sources[:5]
             torch.manual_seed(0)
             sparse = family.mc_log_probs(p, image, source, 300, 0.3).exp()
-            level, y, x, base = family.locate(p, source)
             dense = []
             for _ in range(300):
                 maps = [layer(torch.nn.functional.dropout(tap, 0.3, True))
                         for layer, tap in zip(family.classifiers, p.taps)]
                 channels = family.head.cls_out_channels
                 logits = torch.cat([m.permute(0, 2, 3, 1).reshape(1, -1, channels) for m in maps], 1)
-                dense.append(family.distribution(logits[image, source], family._log_factor(p, image, source)).exp())
+                dense.append(family.distribution(logits[image, source], family.log_factor(p, image, source)).exp())
             dense = torch.stack(dense)
         assert (sparse.mean(0) - dense.mean(0)).abs().max() < 0.03, name
         assert (sparse.std(0) - dense.std(0)).abs().max() < 0.03, name
@@ -288,7 +283,7 @@ def test_unsupported_detector_fails_with_one_sentence_naming_the_supported_ones(
 
 def test_the_docs_table_is_the_rendered_matrix():
     with open(osp.join(REPO, 'docs', 'detectors.md')) as f:
-        assert matrix.readme_section(f.read()) == matrix.render(), 'run: python tools/support_matrix.py --write'
+        assert matrix.readme_section(f.read()) == matrix.render(), 'run: mmal sweep --matrix --write'
 
 
 @pytest.mark.parametrize('name', ['ssd', 'fcos', 'faster_rcnn', 'detr'])

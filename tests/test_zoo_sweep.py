@@ -1,16 +1,13 @@
-"""The zoo sweep (tools/zoo_sweep.py): every detector config of the installed mmdet, built tiny, either
+"""The zoo sweep (mmal.zoo.sweep, `mmal sweep`): every detector config of the installed mmdet, built tiny, either
 reproduces predict's boxes for a method or is refused in one sentence before training. A fast
 subset runs here; the whole zoo is the slow test, and docs/detectors.md holds the committed record's counts."""
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 from conftest import REPO
 
-_spec = importlib.util.spec_from_file_location('zoo_sweep', osp.join(REPO, 'tools', 'zoo_sweep.py'))
-zoo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(zoo)
+from mmal.zoo import sweep as zoo
 
 SUBSET = {
     'retinanet/retinanet_r18_fpn_1x_coco.py': dict(Entropy='equal', BALD='equal', Consistency='equal', BADGE='equal'),
@@ -38,7 +35,7 @@ SUBSET = {
 
 
 def record():
-    with open(zoo.RECORD) as f:
+    with open(osp.join(REPO, zoo.RECORD)) as f:
         return json.load(f)
 
 
@@ -60,11 +57,33 @@ def test_the_committed_record_covers_the_installed_zoo_and_the_docs_hold_its_cou
     assert [r['config'] for r in records] == zoo.zoo_configs()
     assert zoo.failures(records) == []
     with open(osp.join(REPO, 'docs', 'detectors.md')) as f:
-        assert zoo.readme_section(f.read()) == zoo.render(records), 'run: python tools/zoo_sweep.py --write'
+        assert zoo.readme_section(f.read()) == zoo.render(records), 'run: mmal sweep --write'
 
 
 @pytest.mark.slow
 def test_the_whole_zoo():
     records = zoo.sweep(zoo.zoo_configs(), progress=False)
     assert zoo.failures(records) == []
-    assert zoo.render(records) == zoo.render(record()), 'the committed record is stale: run python tools/zoo_sweep.py'
+    assert zoo.render(records) == zoo.render(record()), 'the committed record is stale: run mmal sweep'
+
+
+def test_the_sweep_command_writes_the_tables_into_a_page_and_refuses_what_it_cannot_do(tmp_path, capsys):
+    from mmal.apps.main import main
+    from mmal.zoo import matrix
+    page = tmp_path / 'detectors.md'
+    with open(osp.join(REPO, 'docs', 'detectors.md')) as f:
+        original = f.read()
+    blank = original.replace(matrix.readme_section(original), 'old').replace(zoo.readme_section(original), 'old')
+    page.write_text(blank)
+    assert main(['sweep', '--matrix']) == 0
+    assert capsys.readouterr().out.strip() == matrix.render()
+    assert main(['sweep', '--matrix', '--write', '--page', str(page)]) == 0
+    assert main(['sweep', '--write', '--page', str(page), '--record', osp.join(REPO, zoo.RECORD)]) == 0
+    assert page.read_text() == original
+    missing = tmp_path / 'none.json'
+    assert main(['sweep', '--write', '--page', str(page), '--record', str(missing)]) == 2
+    assert 'does not exist; run `mmal sweep` first' in capsys.readouterr().err
+    no_markers = tmp_path / 'plain.md'
+    no_markers.write_text('# nothing\n')
+    assert main(['sweep', '--matrix', '--write', '--page', str(no_markers)]) == 2
+    assert no_markers.read_text() == '# nothing\n'

@@ -5,9 +5,11 @@
     mmal project init|train|select|export|push|import|pull|config|status PROJECT ...
     mmal report  WORK_DIR [WORK_DIR ...] --out DIR          tables and plots of finished runs
     mmal fit     CONFIG [--work-dir DIR]                    train a config once (as mmdet's tools/train.py)
+    mmal sweep   [--only PATTERN ...] [--matrix] [--write]  mmdet's zoo and the support table, checked
 
 ``mmal COMMAND --help`` describes each. ``tools/al_train.py``, ``tools/al_select.py``,
-``tools/al_project.py``, ``tools/al_report.py`` and ``tools/train.py`` run the same code.
+``tools/al_project.py``, ``tools/al_report.py``, ``tools/train.py``, ``tools/zoo_sweep.py`` and
+``tools/support_matrix.py`` run the same code.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ COMMANDS = {
     'project': ('al_project', 'label your own images, one cycle after another (tools/al_project.py)'),
     'report': ('al_report', 'tables and plots of finished runs (tools/al_report.py)'),
     'fit': ('train', 'train a config once, as mmdet\'s tools/train.py (tools/train.py)'),
+    'sweep': ('sweep', 'check every mmdet zoo config against every method; the support table (tools/zoo_sweep.py)'),
 }
 
 

@@ -11,7 +11,7 @@ Each time is the best of several passes over the batches, the passes of predict 
 method interleaved round by round (at least 3 rounds), so drift of a shared machine's speed
 affects them alike.
 
-2. Every family of ``tools/support_matrix.py`` (the models of ``tests/family_configs`` at
+2. Every family of ``mmal.zoo.matrix`` (the models of ``tests/family_configs`` at
    ``--size`` px with mmdet's own proposal counts; score threshold 0 so an untrained model keeps
    its ``max_per_img`` boxes an image, the heaviest case): entropy, consistency, BALD (T=10),
    PPAL's per-batch work (DCUS scores and the boxes kept for matching), localization tightness
@@ -27,7 +27,6 @@ Targets: entropy <= 1.10x, consistency <= 2.1x, BALD (T=10) <= 1.6x, PPAL <= 1.3
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os.path as osp
@@ -192,10 +191,8 @@ def rss_child(toy_root: str, num: int, batch_size: int) -> None:
 
 
 def load_matrix():
-    spec = importlib.util.spec_from_file_location('support_matrix', osp.join(ROOT, 'tools', 'support_matrix.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmal.zoo import matrix
+    return matrix
 
 
 def main() -> None:
