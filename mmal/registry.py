@@ -27,3 +27,7 @@ DETECTOR_FAMILIES = _OwnScopeRegistry('detector family', scope='mmal', locations
 
 #: Hooks around the steps of an active-learning cycle (``active_learning.cycle_hooks``).
 CYCLE_HOOKS = _OwnScopeRegistry('cycle hook', scope='mmal', locations=['mmal.active'])
+
+#: Simulated annotators of the driver (``active_learning.annotator``): what labels come back for
+#: the images it buys.
+ANNOTATORS = _OwnScopeRegistry('annotator', scope='mmal', locations=['mmal.active'])

@@ -202,3 +202,69 @@ def test_the_mmal_command_is_on_path_and_runs_the_same_code(tmp_path):
                                                           "select, project, report, fit (mmal --help).\n")
     missing = subprocess.run([exe, 'project', 'status', str(tmp_path / 'none')], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith('error: ') and 'al_project.py init' in missing.stderr
+
+
+# -- review of what comes back ---------------------------------------------------------------------------------
+def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path):
+    project, sent, truth = batch_out
+    (tmp_path / 'a.json').write_text(json.dumps(answer_for(sent, truth)))
+    assert 'review: none (no model picked this batch' in tool('import', project, tmp_path / 'a.json').stdout
+    tool('train', project, '--no-progress', '--cfg-options', 'train_cfg.max_epochs=2')
+    tool('select', project, '--budget', 6, '--scorer', 'Entropy', '--no-progress')
+    tool('export', project)
+    kept = json.loads((project / 'cycle_1' / 'predictions.json').read_text())
+    assert kept['threshold'] == 0.05 and len(kept['images']) == 6  # the picking model's boxes on the batch
+    sent = json.loads((project / 'cycle_1' / 'export' / 'coco_images.json').read_text())
+    answer = answer_for(sent, truth)
+    answer['annotations'][0]['category_id'] = answer['annotations'][0]['category_id'] % 5 + 1  # a wrong class
+    del answer['annotations'][1]  # a missed object
+    (tmp_path / 'b.json').write_text(json.dumps(answer))
+    out = tool('import', project, tmp_path / 'b.json').stdout
+    assert re.search(r'review \(the cycle 1 model, which had not seen these labels\): \d+ of 6 images look '
+                     r'suspicious', out), out
+    record = json.loads((project / 'cycle_1' / 'review.json').read_text())
+    assert len(record['images']) == 6 and [im['combined'] for im in record['images']] == sorted(
+        (im['combined'] for im in record['images']), reverse=True)
+    assert all(0 <= im[t] <= 1 for im in record['images'] for t in ('missing', 'spurious', 'wrong_class',
+                                                                     'badly_located'))
+
+    shown = tool('review', project, '--out', tmp_path / 'ranked.csv', '--min-score', 0, '--top', 3)
+    assert 'review batch of 3 images' in shown.stdout
+    assert len((tmp_path / 'ranked.csv').read_text().splitlines()) == 1 + 6
+    batch = json.loads((project / 'cycle_1' / 'review' / 'batch.json').read_text())
+    tasks = json.loads((project / 'cycle_1' / 'review' / 'labelstudio_tasks.json').read_text())
+    assert [t['data']['mmal_id'] for t in tasks] == batch['ids'] == [im['id'] for im in record['images'][:3]]
+    assert all([p['model_version'] for p in t['predictions']] == ['returned labels, cycle 1', 'mmal cycle 1 review']
+               for t in tasks)
+    own = tool('import', project, project / 'cycle_1' / 'review' / 'coco_labels.json', '--review', check=False)
+    assert own.returncode == 2 and 'which mmal wrote for the reviewers' in own.stderr
+
+    # the second annotator returns the true labels of the review batch
+    names = {im['id']: im['file_name'] for im in json.loads((project / 'pool.json').read_text())['images']}
+    fixed = answer_for(dict(images=[dict(file_name=names[i], width=128, height=128) for i in batch['ids']]), truth)
+    (tmp_path / 'fixed.json').write_text(json.dumps(fixed))
+    before = json.loads((project / 'labeled.json').read_text())
+    done = tool('import', project, tmp_path / 'fixed.json', '--review').stdout
+    changed = int(re.search(r'3 images came back, (\d+) with changed labels', done).group(1))
+    after = json.loads((project / 'labeled.json').read_text())
+    history = json.loads((project / 'cycle_1' / 'reviewed.json').read_text())['imports']
+    assert len(history) == 1 and len(history[0]['changed']) == changed
+    wrong = {a['image_id'] for a in before['annotations']} ^ {a['image_id'] for a in after['annotations']}
+    assert wrong <= set(batch['ids'])
+    for image_id in batch['ids']:  # the reviewed images now hold the true labels
+        ours = sorted((a['category_id'], a['bbox']) for a in after['annotations'] if a['image_id'] == image_id)
+        file_name = names[image_id]
+        true_id = next(im['id'] for im in truth['images'] if im['file_name'] == file_name)
+        assert ours == sorted((a['category_id'], a['bbox']) for a in truth['annotations'] if a['image_id'] == true_id)
+    assert len(after['images']) == len(before['images'])
+    assert json.loads(tool('status', project).stdout)['next_step'] == 'train'
+
+
+def test_a_review_import_without_a_review_batch_is_one_sentence(batch_out, tmp_path):
+    project, sent, truth = batch_out
+    (tmp_path / 'a.json').write_text(json.dumps(answer_for(sent, truth)))
+    tool('import', project, tmp_path / 'a.json')
+    refused = tool('import', project, tmp_path / 'a.json', '--review', check=False)
+    assert refused.returncode == 2 and 'cycle 0 sent no review batch' in refused.stderr
+    none = tool('review', project, check=False)
+    assert none.returncode == 2 and 'cycle 0 has no review: its batch was picked without a model' in none.stderr

@@ -13,6 +13,7 @@ import logging
 import os.path as osp
 import shutil
 import time
+from collections import Counter
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
@@ -197,6 +198,7 @@ class ActiveLearningLoop:
         """One cycle: record the labeled set, train and test, acquire; a step whose file exists is skipped."""
         self._call_hooks('before_cycle', trial, cycle, labeled)
         self._record_labeled(trial, cycle, labeled)
+        self._record_annotations(trial, cycle, labeled)
         start = time.time()
         runner, metrics = self._train_and_test(trial, cycle, labeled)
         train_seconds, start = time.time() - start, time.time()
@@ -228,6 +230,36 @@ class ActiveLearningLoop:
             raise UserError(f'{self.state.path(trial, cycle, "labeled.json")} disagrees with the state before it; '
                             'the work dir was changed by hand: start a new --work-dir.')
 
+    def _record_annotations(self, trial: int, cycle: int, labeled: List[int]) -> None:
+        """With ``active_learning.annotator``: write ``annotations.json`` (rank 0), the labels it returned
+        for every image labeled so far that differ from the truth (the previous cycle's, plus those of the
+        images new in this cycle) and each change it made; the cycle trains on them."""
+        annotator = self.al.labeler
+        path = self.state.path(trial, cycle, 'annotations.json')
+        if annotator is None or not self.is_main or osp.isfile(path):
+            barrier()
+            return
+        before = self.state.read(trial, cycle - 1, 'annotations.json') if cycle > 0 else None
+        record: Dict[str, Any] = dict(annotator=self.al.annotator, instances={}, changes=[], annotated=[])
+        if before is not None:
+            record.update(instances=dict(before['instances']), changes=list(before['changes']),
+                          annotated=list(before['annotated']))
+        new = sorted(set(labeled) - set(record['annotated']))
+        num_classes = len(self.pool.metainfo.get('classes', ())) or 1
+        for index in new:
+            instances, changes = annotator.annotate(index, self.pool.get_data_info(index), num_classes)
+            if changes:
+                record['instances'][str(index)] = instances
+                record['changes'].extend(changes)
+        record['annotated'] = sorted(set(record['annotated']) | set(new))
+        self.state.write(trial, cycle, 'annotations.json', record)
+        kinds = Counter(c['kind'] for c in record['changes'])
+        boxes = sum(self.boxes[i] for i in record['annotated']) if self.boxes is not None else 0
+        self.logger.info(f'[al] trial {trial} cycle {cycle}: the annotator changed {len(record["changes"])} of the '
+                         f'{boxes} true boxes of the {len(record["annotated"])} images labeled ('
+                         + ', '.join(f'{kinds[k]} {k}' for k in ('drop', 'swap', 'shift')) + ')')
+        barrier()
+
     def _train_and_test(self, trial: int, cycle: int, labeled: List[int]):
         """The cycle's trained model (a runner holding it, or None when nothing had to run) and its
         test metrics, each step skipped when its file exists."""
@@ -256,7 +288,9 @@ class ActiveLearningLoop:
         return runner, metrics
 
     def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:
-        cfg = cycle_config(self.cfg, f'trial{trial}_cycle{cycle}', self.pool_cfg, self.state.cycle_dir(trial, cycle),
+        pool_cfg = self.pool_cfg if self.al.labeler is None else dict(
+            type='Relabeled', dataset=self.pool_cfg, labels_file=self.state.path(trial, cycle, 'annotations.json'))
+        cfg = cycle_config(self.cfg, f'trial{trial}_cycle{cycle}', pool_cfg, self.state.cycle_dir(trial, cycle),
                            self.state.path(trial, cycle, 'labeled.json'), self.al.cycle_seed(trial, cycle),
                            load_from=load_from, semi_supervised=self.al.semi_supervised, progress=self.progress,
                            launcher=self.launcher, training_hooks=self.al.method(trial, cycle).training_hooks)

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Union
 from ..datasets.annotations import AnnotationPolicy
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
-from ..registry import CYCLE_HOOKS
+from ..registry import ANNOTATORS, CYCLE_HOOKS
 
 SEMI_SUPERVISED_KEYS = ('labeled_ratio', 'unlabeled_pipeline', 'unlabeled_views')
 RETRAIN = ('scratch', 'finetune')
@@ -64,6 +64,9 @@ class ALSettings:
             or negative size (``degenerate='refuse'|'skip'``) and objects of unknown classes
             (``unknown_class='refuse'|'skip'``); everything is refused by default
             (:mod:`mmal.datasets.annotations`).
+        annotator: A simulated annotator (``ANNOTATORS``, :mod:`mmal.active.annotator`) deciding the
+            labels that come back for every image labeled, e.g. ``dict(type='NoisyAnnotator',
+            drop=0.1, swap=0.1, shift=0.1)``; default: the true labels.
     """
 
     initial_labeled: Union[int, float]
@@ -83,10 +86,13 @@ class ALSettings:
     cycle_hooks: List[dict] = field(default_factory=list)
     budget_unit: str = 'images'
     annotations: dict = field(default_factory=dict)
+    annotator: Optional[dict] = None
     #: The scorer and selector, built once (:meth:`method` reseeds them per cycle).
     acquisition: AcquisitionMethod = field(init=False, repr=False, compare=False)
     #: What to do with bad boxes (from ``annotations``).
     annotation_policy: AnnotationPolicy = field(init=False, repr=False, compare=False)
+    #: The simulated annotator built from ``annotator`` (None: the true labels).
+    labeler: Any = field(init=False, repr=False, compare=False)
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -155,6 +161,7 @@ class ALSettings:
             raise UserError(f"active_learning.annotations must be a dict, e.g. dict(outside='clip'), got "
                             f'{self.annotations!r}.')
         object.__setattr__(self, 'annotation_policy', AnnotationPolicy.from_cfg(self.annotations))
+        object.__setattr__(self, 'labeler', None if self.annotator is None else _build_annotator(self.annotator))
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
 
@@ -180,3 +187,16 @@ class ALSettings:
     def cycle_seed(self, trial: int, cycle: int) -> int:
         """Seed of training, scorer and selector in (trial, cycle)."""
         return self.seed + 1000 * trial + cycle
+
+
+def _build_annotator(cfg: Any) -> Any:
+    """The annotator of ``active_learning.annotator`` (its own checks raise one sentence)."""
+    if not (isinstance(cfg, dict) and cfg.get('type') in ANNOTATORS.module_dict):
+        raise UserError(f'active_learning.annotator must be an annotator config of the registered types '
+                        f'{sorted(ANNOTATORS.module_dict)}, e.g. dict(type=\'NoisyAnnotator\', drop=0.1), got {cfg!r}.')
+    args = {k: v for k, v in cfg.items() if k != 'type'}
+    try:  # built directly: the registry's build would prefix the annotator's own sentence
+        return ANNOTATORS.get(cfg['type'])(**args)
+    except TypeError as err:
+        raise UserError(f'active_learning.annotator {cfg!r}: {err}; see mmal/active/annotator.py for its '
+                        'arguments.') from None

@@ -6,19 +6,26 @@
     python tools/al_project.py select  PROJECT --budget N [--scorer NAME] [--selection NAME]
     python tools/al_project.py export  PROJECT [--url-prefix P] [--pre-threshold T]
     python tools/al_project.py import  PROJECT FILE [--skipped pool] [--convert polygon ...] [--annotations latest]
+    python tools/al_project.py review  PROJECT [--cycle K] [--out RANKED.csv|.json] [--min-score S] [--top N]
+    python tools/al_project.py import  PROJECT FIXED_FILE --review [--cycle K]   (the review batch, fixed)
     python tools/al_project.py push    PROJECT --url URL [--token T] [--ls-project ID]   (Label Studio's API)
     python tools/al_project.py pull    PROJECT [--skipped pool] [--convert ...]
     python tools/al_project.py config  PROJECT CONFIG
     python tools/al_project.py status  PROJECT
 
 A cycle is train -> select -> export (or push) -> (label the batch in Label Studio or CVAT) -> import
-(or pull). Each command checks that it is the project's next step (or a redo of the last one), and
+(or pull). Every import is reviewed: the model that picked the batch (it had not seen these labels)
+scores each returned label and image for likely errors (missing, spurious, wrong-class and badly
+located boxes; mmal/labeling/review.py) and ``review`` sends the most suspicious for a second look.
+Each command checks that it is the project's next step (or a redo of the last one), and
 says which one is when it is not; a command that changes the project holds its lock, so a second
 one at the same time is refused. See mmal/labeling/project.py for what the folder holds.
 """
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
 from contextlib import nullcontext
@@ -28,9 +35,13 @@ from mmengine.dist import get_rank
 
 from mmal import dist
 from mmal.cli import run_tool
+from mmal.errors import UserError
+from mmal.fileio import atomic_write_json, atomic_write_text
 from mmal.labeling import LabelingProject, Returned, commands, create_project
+from mmal.labeling import review as reviews
 from mmal.labeling.lock import project_lock
 from mmal.labeling.readers import CONVERTIBLE
+from mmal.labeling.review import SUSPICIOUS
 
 
 def _import_flags(p: argparse.ArgumentParser) -> None:
@@ -88,6 +99,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('project')
     p.add_argument('file', help='Label Studio JSON export or COCO json (CVAT, Label Studio)')
     _import_flags(p)
+    p.add_argument('--review', action='store_true',
+                   help='FILE holds the fixed labels of a review batch (al_project.py review), not a new batch')
+    p.add_argument('--cycle', type=int, help='with --review: the cycle whose review batch it is (default: the last '
+                   'imported)')
+    p = sub.add_parser('review', help='rank the last imported labels by how likely they are wrong; write a review '
+                       'batch for a second annotator')
+    p.add_argument('project')
+    p.add_argument('--cycle', type=int, help='the cycle whose imported labels to review (default: the last)')
+    p.add_argument('--out', help='write the ranked images to this .csv or .json')
+    p.add_argument('--min-score', type=float, default=SUSPICIOUS,
+                   help=f'send the images scoring at least this for review (default {SUSPICIOUS})')
+    p.add_argument('--top', type=int, help='send at most this many images')
+    p.add_argument('--url-prefix', default='/data/local-files/?d=', help='as for export')
     p = sub.add_parser('push', help='send the batch to a Label Studio server (its API): project, images, tasks')
     p.add_argument('project')
     p.add_argument('--url', help='the Label Studio server (default: the one pushed to before)')
@@ -169,6 +193,23 @@ def change(args: argparse.Namespace, project: LabelingProject) -> int:
         print(f'batch of {len(project.state.out)} images written:\n' +
               '\n'.join(f'  {name}: {path}' for name, path in files.items()) +
               f'\nlabel it, export the labels, then: al_project.py import {args.project} FILE')
+    elif args.command == 'import' and args.review:
+        cycle = project.state.cycle - 1 if args.cycle is None else args.cycle
+        fixes = project.read_review_fixes(args.file, cycle, args.convert, args.annotations)
+        done = project.record_review(fixes, cycle, args.file)
+        print(f'review of cycle {cycle}: {done["images"]} images came back, {done["changed"]} with changed labels '
+              f'({done["boxes_before"]} boxes before, {done["boxes_after"]} after); the next training uses them')
+    elif args.command == 'review':
+        found = reviews.reviewed(project, args.cycle)
+        print('\n'.join(reviews.summary_lines(found, args.project, top=10)[:-1]))
+        if args.out:
+            write_ranked(found, args.out)
+            print(f'ranked images: {args.out}')
+        sent = reviews.write_review_batch(project, found, args.min_score, args.url_prefix, args.top)
+        print(f'review batch of {len(sent["ids"])} images (score >= {args.min_score}), each with its returned labels '
+              'and the model\'s disagreeing boxes as predictions:\n'
+              + '\n'.join(f'  {name}: {path}' for name, path in sent['files'].items())
+              + f'\nfix them, export the labels, then: al_project.py import {args.project} FILE --review')
     elif args.command in ('import', 'pull'):
         ctx = dict(skipped_to_pool=args.skipped == 'pool', convert=args.convert, several=args.annotations)
         if args.command == 'import':
@@ -180,6 +221,9 @@ def change(args: argparse.Namespace, project: LabelingProject) -> int:
 
             returned, source = labelstudio.pull(project, project.import_context(**ctx), args.token)
         print(import_summary(project.record_import(returned, source), project))
+        review = reviews.review_cycle(project, project.state.cycle - 1)
+        print('\n'.join(reviews.summary_lines(review, args.project)) if review else
+              'review: none (no model picked this batch, so none can check its labels)')
     elif args.command == 'push':
         from mmal.labeling import labelstudio
 
@@ -190,6 +234,21 @@ def change(args: argparse.Namespace, project: LabelingProject) -> int:
         step = project.set_config(args.config)
         print(f'project {args.project} now trains with {project.state.config}; next: {step}')
     return 0
+
+
+def write_ranked(record: dict, path: str) -> None:
+    """The review's ranked images as CSV (one row each) or JSON (the whole record)."""
+    if path.endswith('.json'):
+        atomic_write_json(path, record)
+    elif path.endswith('.csv'):
+        rows = reviews.ranked_rows(record)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ['rank'])
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(path, buffer.getvalue())
+    else:
+        raise UserError(f'--out {path} must end in .csv or .json.')
 
 
 if __name__ == '__main__':

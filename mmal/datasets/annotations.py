@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from mmdet.registry import DATASETS
 
 from ..errors import UserError
+from ..schema import read_json
 
 #: The choices of each kind of problem; the first is the default.
 POLICIES = dict(outside=('refuse', 'clip'), degenerate=('refuse', 'skip'), unknown_class=('refuse', 'skip'))
@@ -265,3 +266,27 @@ class SanitizedAnnotations:
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+
+@DATASETS.register_module()
+class Relabeled(SanitizedAnnotations):
+    """A detection dataset whose images listed in ``labels_file`` carry the labels recorded there
+    (what a simulated annotator returned, :mod:`mmal.active.annotator`) instead of their own.
+
+    Args:
+        dataset: The dataset or its config.
+        labels_file: A JSON file whose ``"instances"`` maps a dataset index (as a string) to the
+            image's instances (mmdet's ``bbox``, ``bbox_label``, ``ignore_flag``).
+        policy: ``active_learning.annotations`` (applied to the images not listed).
+    """
+
+    def __init__(self, dataset: Any, labels_file: str, policy: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__(dataset, policy)
+        found = read_json(labels_file, 'the driver writes it; run again with --resume to rewrite it')['instances']
+        self.instances = {int(k): v for k, v in found.items()}
+
+    def get_data_info(self, idx: int) -> dict:
+        info = super().get_data_info(idx)
+        if idx in self.instances:
+            info = dict(info, instances=copy.deepcopy(self.instances[idx]))
+        return info

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import os.path as osp
 import shutil
+from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
 from mmdet.models.detectors import BaseDetector
@@ -26,6 +27,7 @@ from ..fileio import atomic_write_json
 from ..records import Selection
 from .formats import Box
 from .project import LabelingProject
+from .review import REVIEW_THRESHOLD
 
 
 def leaf_dataset(dataset_cfg: Dict[str, Any]) -> Dict[str, Any]:
@@ -211,7 +213,9 @@ def predictions(project: LabelingProject, cfg: Config, ids: List[int], threshold
 
 def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', pre_threshold: float = 0.3,
            batch_size: int = 8, options: Optional[dict] = None) -> Dict[str, str]:
-    """Write the selected batch for Label Studio and CVAT, with the model's boxes as pre-annotations.
+    """Write the selected batch for Label Studio and CVAT, with the model's boxes as pre-annotations,
+    and keep the model's boxes down to :data:`REVIEW_THRESHOLD` in ``cycle_<k>/predictions.json``
+    (the review of the labels that come back reads them: :mod:`.review`).
 
     Returns:
         The files written.
@@ -222,8 +226,13 @@ def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', 
     cfg = project_config(project, options)
     selection = project.selection()
     ids = [int(p.img_id) for p in selection.selected]
-    boxes = predictions(project, cfg, ids, pre_threshold, batch_size)
-    files = project.write_export(project.batch(selection, boxes), url_prefix)
+    boxes = predictions(project, cfg, ids, min(pre_threshold, REVIEW_THRESHOLD), batch_size)
+    if boxes:  # what the model that picked the batch sees in it: the review of the returned labels reads it
+        atomic_write_json(project.cycle_path('predictions.json'), dict(
+            model=project.cycle_path('model.pth'), threshold=min(pre_threshold, REVIEW_THRESHOLD),
+            images={str(i): [asdict(b) for b in found] for i, found in boxes.items()}))
+    shown = {i: [b for b in found if (b.score or 0) >= pre_threshold] for i, found in boxes.items()}
+    files = project.write_export(project.batch(selection, shown), url_prefix)
     project.state.out, project.state.step = ids, 'import'
     project.save()
     return files

@@ -290,6 +290,75 @@ class LabelingProject:
         self.save()
         return summary
 
+    def read_review_fixes(self, path: str, cycle: int, convert: Sequence[str] = (),
+                          several: str = 'refuse') -> Returned:
+        """The labels of a review batch of ``cycle`` (``al_project.py review``) that came back, checked as
+        any returned labels against the images sent for review (images not returned keep their labels).
+
+        Raises:
+            UserError: The cycle sent no review batch, the file is one mmal wrote, or as the readers.
+        """
+        batch_path = self.cycle_path('review', 'batch.json', cycle=cycle)
+        if not osp.isfile(batch_path):
+            raise UserError(f'cycle {cycle} sent no review batch; write one with `al_project.py review {self.root}`, '
+                            'have it fixed, then import the fixes with --review.')
+        sent = read_json(batch_path, 'the project is damaged; run review again.')
+        digest = file_digest(path)
+        folder = self.cycle_path('review', cycle=cycle)
+        for name in sorted(os.listdir(folder)):
+            if file_digest(osp.join(folder, name)) == digest:
+                raise UserError(f'{path} is {name}, which mmal wrote for the reviewers, not their labels; import the '
+                                'file the labeling tool exported after the review.')
+        by_id = {im['id']: im for im in self.pool}
+        batch = [BatchImage(id=i, file_name=by_id[i]['file_name'], width=by_id[i]['width'], height=by_id[i]['height'])
+                 for i in sent['ids']]
+        ctx = ImportContext(batch=batch, pool=[(im['id'], im['file_name']) for im in self.pool],
+                            earlier_ids=frozenset(), cycle=cycle, classes=self.state.classes, skipped_to_pool=True,
+                            convert=frozenset(convert), several=several)
+        return read_returned(read_json(path, 'pass the file the labeling tool exported.'), path, ctx)
+
+    def record_review(self, returned: Returned, cycle: int, source: str) -> Dict[str, Any]:
+        """Replace the labels of the reviewed images that came back changed, atomically, and keep which
+        labels the review changed in ``cycle_<k>/reviewed.json`` (one entry per review import).
+
+        Returns:
+            ``images`` (came back), ``changed`` (of them, with other labels than before) and ``boxes_before`` /
+            ``boxes_after`` of the changed ones.
+        """
+        labeled = self.labeled()
+        category = {c['id']: c['name'] for c in labeled['categories']}
+
+        def boxes_of(image_id: int) -> List[List[Any]]:
+            return sorted(([category[a['category_id']], *[round(v, 6) for v in a['bbox']]]
+                           for a in labeled['annotations'] if a['image_id'] == image_id), key=str)
+
+        changed: List[Dict[str, Any]] = []
+        for image in returned.labeled:
+            before = boxes_of(image.id)
+            after = sorted(([b.label, round(b.x1, 6), round(b.y1, 6), round(b.x2 - b.x1, 6), round(b.y2 - b.y1, 6)]
+                            for b in image.boxes), key=str)
+            if before != after:
+                changed.append(dict(id=image.id, before=before, after=after))
+        ids = {c['id'] for c in changed}
+        fixed = [i for i in returned.labeled if i.id in ids]
+        labeled['annotations'] = [a for a in labeled['annotations'] if a['image_id'] not in ids]
+        kept_images = [im for im in labeled['images'] if im['id'] not in ids]
+        cycles = {im['id']: im.get('mmal_cycle') for im in labeled['images']}
+        labeled['images'] = kept_images
+        add_labels(labeled, fixed, self.pool, -1)
+        for im in labeled['images']:
+            if im['id'] in ids:
+                im.update(mmal_cycle=cycles[im['id']], mmal_reviewed=self.state.cycle)
+        path = self.cycle_path('reviewed.json', cycle=cycle)
+        history = read_json(path, 'the project is damaged.')['imports'] if osp.isfile(path) else []
+        entry = dict(source=source, source_sha256=file_digest(source) if osp.isfile(source) else None,
+                     at_cycle=self.state.cycle, images=len(returned.labeled), changed=changed)
+        atomic_write_json(path, dict(cycle=cycle, imports=history + [entry]))
+        atomic_write_json(self.path('labeled.json'), labeled)
+        return dict(images=len(returned.labeled), changed=len(changed),
+                    boxes_before=sum(len(c['before']) for c in changed),
+                    boxes_after=sum(len(c['after']) for c in changed))
+
     def set_config(self, config: str) -> str:
         """Train with another mmdet config from now on. A model of the current cycle trained with the
         old config is set aside: the step goes back to ``train`` (unless a batch is out).
