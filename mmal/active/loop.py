@@ -29,17 +29,19 @@ from ..checkpoint import config_checkpoints, read_checkpoint
 from ..datasets.annotations import SanitizedAnnotations, apply_policy, find_annotation_problems
 from ..datasets.errors import build_dataset
 from ..datasets.unreadable import is_unreadable
-from ..engine.acquisition import AcquisitionSpec, acquire
+from ..engine.acquisition import AcquisitionSpec, acquire, predict_boxes, predict_classes
 from ..engine.hooks import scoring_model, scoring_pipeline
 from ..engine.training import train_and_save
 from ..errors import UserError
 from ..records import CycleMetrics, LabeledSet
 from ..registry import CYCLE_HOOKS
+from ..scoring.agreement import cohen_kappa, detection_agreement
 from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
 from .preflight import check_run_inputs
 from .runner_config import cycle_config, data_roots, with_pipeline
 from .settings import ALSettings
 from .state import RunState
+from .stopping import AGREEMENT, stop_record
 
 
 def pool_boxes(pool: Any) -> Optional[List[int]]:
@@ -192,17 +194,23 @@ class ActiveLearningLoop:
                                          'ends there.')
                     return
                 labeled = sorted(set(labeled) | set(previous.indices))
-            self.run_cycle(trial, cycle, labeled)
+            if self.run_cycle(trial, cycle, labeled):
+                return
 
-    def run_cycle(self, trial: int, cycle: int, labeled: List[int]) -> None:
-        """One cycle: record the labeled set, train and test, acquire; a step whose file exists is skipped."""
+    def run_cycle(self, trial: int, cycle: int, labeled: List[int]) -> bool:
+        """One cycle: record the labeled set, train and test, acquire; a step whose file exists is skipped.
+
+        Returns:
+            Whether the trial ends here (the stopping rule fired and ends trials).
+        """
         self._call_hooks('before_cycle', trial, cycle, labeled)
         self._record_labeled(trial, cycle, labeled)
         self._record_annotations(trial, cycle, labeled)
         start = time.time()
         runner, metrics = self._train_and_test(trial, cycle, labeled)
         train_seconds, start = time.time() - start, time.time()
-        if cycle < self.al.num_cycles - 1 and self.state.read(trial, cycle, 'selected.json') is None:
+        ends = self._stopping(trial, cycle)
+        if cycle < self.al.num_cycles - 1 and not ends and self.state.read(trial, cycle, 'selected.json') is None:
             self._acquire(trial, cycle, labeled, runner)
         if self.is_main:  # the saved pieces of the scoring pass, once selected.json holds its outcome
             shutil.rmtree(osp.join(self.state.cycle_dir(trial, cycle), 'acquisition'), ignore_errors=True)
@@ -212,6 +220,7 @@ class ActiveLearningLoop:
             float('nan'), train_seconds=train_seconds, acquire_seconds=time.time() - start))
         del runner
         gc.collect()
+        return ends
 
     # -- steps --------------------------------------------------------------------------------------
     def _record_labeled(self, trial: int, cycle: int, labeled: List[int]) -> None:
@@ -279,13 +288,67 @@ class ActiveLearningLoop:
                     raise
                 raise UserError(f'a test image cannot be read ({type(err).__name__}: {err}); fix or restore that file, '
                                 'then run again with --resume.') from None
-            metrics = CycleMetrics(trial=trial, cycle=cycle, num_labeled=len(labeled),
-                                   metrics={k: float(v) for k, v in results.items()},
+            values = {k: float(v) for k, v in results.items()}
+            agreement = self._agreement(trial, cycle, runner)
+            if agreement is not None:
+                values[AGREEMENT] = agreement
+            metrics = CycleMetrics(trial=trial, cycle=cycle, num_labeled=len(labeled), metrics=values,
                                    num_boxes=None if self.boxes is None else sum(self.boxes[i] for i in labeled))
             if self.is_main:
                 self.state.write(trial, cycle, 'metrics.json', metrics.to_json())
             self._call_hooks('after_train', trial, cycle, metrics)
         return runner, metrics
+
+    def _agreement(self, trial: int, cycle: int, runner: Runner) -> Optional[float]:
+        """With ``active_learning.stop``: the cycle's model's predictions on the trial's stop set
+        (``stop_predictions.json``) and their agreement with the previous cycle's (None in cycle 0)."""
+        rule = self.al.stop_rule
+        if rule is None:
+            return None
+        found = self.state.read(trial, cycle, 'stop_predictions.json')
+        if found is None:
+            model = scoring_model(runner).eval()
+            indices = rule.stop_indices(len(self.pool), self.al.seed + 1000 * trial)
+            if self.boxes is not None:
+                boxes = predict_boxes(model, self.scoring_pool(), 0.05, self.al.batch_size, indices)
+                found = dict(kind='boxes', images={str(i): list(d) for i, d in boxes.items()})
+            else:
+                classes = predict_classes(model, self.scoring_pool(), self.al.batch_size, indices)
+                found = dict(kind='classes', images={str(i): c for i, c in classes.items()})
+            if self.is_main:
+                self.state.write(trial, cycle, 'stop_predictions.json', found)
+        previous = self.state.read(trial, cycle - 1, 'stop_predictions.json') if cycle > 0 else None
+        if previous is None:
+            return None
+        common = sorted(set(previous['images']) & set(found['images']), key=int)
+        num_classes = max(1, len(self.pool.metainfo.get('classes', ())))
+        if found['kind'] == 'boxes':
+            return detection_agreement([previous['images'][k] for k in common], [found['images'][k] for k in common],
+                                       num_classes, rule.score_thr)
+        return cohen_kappa(torch.tensor([previous['images'][k] for k in common]),
+                           torch.tensor([found['images'][k] for k in common]),
+                           max(num_classes, 1 + max([found['images'][k] for k in common] +
+                                                    [previous['images'][k] for k in common], default=0)))
+
+    def _stopping(self, trial: int, cycle: int) -> bool:
+        """Whether the stopping rule fires at this cycle and ends the trial; said (and ``stop.json``
+        written) the first cycle it fires."""
+        rule = self.al.stop_rule
+        if rule is None:
+            return False
+        agreements = []
+        for k in range(cycle + 1):
+            metrics = self.state.metrics(trial, k)
+            agreements.append(None if metrics is None else metrics.metrics.get(AGREEMENT))
+        if not rule.fires(agreements):
+            return False
+        if self.is_main and not rule.fires(agreements[:-1]) and self.state.read(trial, cycle, 'stop.json') is None:
+            self.state.write(trial, cycle, 'stop.json', stop_record(rule, agreements, cycle))
+            shown = ', '.join('-' if a is None else f'{a:.3f}' for a in agreements[-rule.window:])
+            self.logger.info(f'[al] trial {trial}: the stopping rule fires at cycle {cycle}: successive models agreed '
+                             f'on the stop set at >= {rule.threshold} for {rule.window} cycles ({shown}); '
+                             + ('the trial ends here.' if rule.end_trial else 'going on (end_trial=False).'))
+        return rule.end_trial
 
     def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:
         pool_cfg = self.pool_cfg if self.al.labeler is None else dict(

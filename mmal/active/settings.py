@@ -8,6 +8,7 @@ from ..datasets.annotations import AnnotationPolicy
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
 from ..registry import ANNOTATORS, CYCLE_HOOKS
+from .stopping import StopRule
 
 SEMI_SUPERVISED_KEYS = ('labeled_ratio', 'unlabeled_pipeline', 'unlabeled_views')
 RETRAIN = ('scratch', 'finetune')
@@ -67,6 +68,8 @@ class ALSettings:
         annotator: A simulated annotator (``ANNOTATORS``, :mod:`mmal.active.annotator`) deciding the
             labels that come back for every image labeled, e.g. ``dict(type='NoisyAnnotator',
             drop=0.1, swap=0.1, shift=0.1)``; default: the true labels.
+        stop: A stopping rule on the agreement of successive models (:mod:`mmal.active.stopping`),
+            e.g. ``dict(threshold=0.99, window=3, end_trial=True)``; default: none (no signal either).
     """
 
     initial_labeled: Union[int, float]
@@ -87,12 +90,15 @@ class ALSettings:
     budget_unit: str = 'images'
     annotations: dict = field(default_factory=dict)
     annotator: Optional[dict] = None
+    stop: Optional[dict] = None
     #: The scorer and selector, built once (:meth:`method` reseeds them per cycle).
     acquisition: AcquisitionMethod = field(init=False, repr=False, compare=False)
     #: What to do with bad boxes (from ``annotations``).
     annotation_policy: AnnotationPolicy = field(init=False, repr=False, compare=False)
     #: The simulated annotator built from ``annotator`` (None: the true labels).
     labeler: Any = field(init=False, repr=False, compare=False)
+    #: The stopping rule of ``stop`` (None: none).
+    stop_rule: Optional[StopRule] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -162,6 +168,7 @@ class ALSettings:
                             f'{self.annotations!r}.')
         object.__setattr__(self, 'annotation_policy', AnnotationPolicy.from_cfg(self.annotations))
         object.__setattr__(self, 'labeler', None if self.annotator is None else _build_annotator(self.annotator))
+        object.__setattr__(self, 'stop_rule', StopRule.from_cfg(self.stop))
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
 

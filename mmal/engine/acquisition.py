@@ -556,6 +556,24 @@ def predict_boxes(model: Any, dataset: Any, threshold: float, batch_size: int = 
     return out
 
 
+def predict_classes(model: Any, dataset: Any, batch_size: int = 8,
+                    indices: Optional[Sequence[int]] = None) -> Dict[int, int]:
+    """A classifier's predicted class of each image (``pred_label``); unreadable images are left out.
+
+    Returns:
+        ``{dataset index: class}``.
+    """
+    chosen = list(range(len(dataset))) if indices is None else list(indices)
+    out: Dict[int, int] = {}
+    with torch.no_grad():
+        for batch in pool_loader(IndexSubset(dataset, indices=chosen), batch_size):
+            if batch['data'] is None:
+                continue
+            for position, sample in zip(batch['indices'], model.test_step(batch['data'])):
+                out[chosen[position]] = int(sample.pred_label.view(-1)[0])
+    return out
+
+
 def estimated_boxes(model: Any, dataset: Any, threshold: float, indices: Sequence[int],
                     batch_size: int = 8) -> List[float]:
     """The labeling cost of each image of ``dataset`` in boxes, estimated by the detector's boxes that
