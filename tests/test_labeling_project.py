@@ -199,7 +199,7 @@ def test_the_mmal_command_is_on_path_and_runs_the_same_code(tmp_path):
     assert listed.returncode == 2 and all(c in listed.stdout for c in ('train', 'select', 'project', 'report'))
     unknown = subprocess.run([exe, 'nope'], capture_output=True, text=True)
     assert unknown.returncode == 2 and unknown.stderr == ("error: mmal has no command 'nope'; use one of train, "
-                                                          "select, project, report, fit (mmal --help).\n")
+                                                          "select, project, report, fit, sweep (mmal --help).\n")
     missing = subprocess.run([exe, 'project', 'status', str(tmp_path / 'none')], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith('error: ') and 'al_project.py init' in missing.stderr
 
