@@ -21,7 +21,7 @@ import os
 import os.path as osp
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.dist import all_gather_object, broadcast_object_list, get_rank, get_world_size
@@ -544,15 +544,10 @@ def predict_boxes(model: Any, dataset: Any, threshold: float, batch_size: int = 
     Returns:
         ``{dataset index: (xyxy boxes, scores, labels)}``.
     """
-    chosen = list(range(len(dataset))) if indices is None else list(indices)
     out: Dict[int, Detections] = {}
-    with torch.no_grad():
-        for batch in pool_loader(IndexSubset(dataset, indices=chosen), batch_size):
-            if batch['data'] is None:
-                continue
-            for position, sample in zip(batch['indices'], model.test_step(batch['data'])):
-                keep = sample.pred_instances[sample.pred_instances.scores >= threshold]
-                out[chosen[position]] = (keep.bboxes.tolist(), keep.scores.tolist(), keep.labels.tolist())
+    for index, sample in predicted_samples(model, dataset, batch_size, indices):
+        keep = sample.pred_instances[sample.pred_instances.scores >= threshold]
+        out[index] = (keep.bboxes.tolist(), keep.scores.tolist(), keep.labels.tolist())
     return out
 
 
@@ -563,15 +558,21 @@ def predict_classes(model: Any, dataset: Any, batch_size: int = 8,
     Returns:
         ``{dataset index: class}``.
     """
+    return {index: int(sample.pred_label.view(-1)[0])
+            for index, sample in predicted_samples(model, dataset, batch_size, indices)}
+
+
+def predicted_samples(model: Any, dataset: Any, batch_size: int = 8,
+                      indices: Optional[Sequence[int]] = None) -> Iterator[Tuple[int, Any]]:
+    """``(dataset index, the model's test_step data sample)`` of each readable image of ``indices``
+    (default: all), in batches, without gradients."""
     chosen = list(range(len(dataset))) if indices is None else list(indices)
-    out: Dict[int, int] = {}
     with torch.no_grad():
         for batch in pool_loader(IndexSubset(dataset, indices=chosen), batch_size):
             if batch['data'] is None:
                 continue
             for position, sample in zip(batch['indices'], model.test_step(batch['data'])):
-                out[chosen[position]] = int(sample.pred_label.view(-1)[0])
-    return out
+                yield chosen[position], sample
 
 
 def estimated_boxes(model: Any, dataset: Any, threshold: float, indices: Sequence[int],
