@@ -27,7 +27,10 @@ def test_each_error_scores_highest_on_the_box_that_has_it():
     assert s.missing[0].argmax().item() == 4
     assert s.missing[0, 5].item() == 0  # below its class's threshold
     assert s.missing[0, 0].item() == 0  # a label sits on it
-    assert s.spurious[0].argmax().item() == 2 and s.spurious[0, 2].item() == 1.0
+    # class 0's confident predictions find 1 of its 3 labels (0; 2 is spurious, 3 is shifted to IoU 1/3): an
+    # unsupported label of class 0 weighs 1/3, as much as the model's recall of the class
+    assert s.recall.tolist() == pytest.approx([1 / 3, 0.5])
+    assert s.spurious[0].argmax().item() == 2 and s.spurious[0, 2].item() == pytest.approx(1 / 3)
     assert s.wrong_class[0].argmax().item() == 1 and s.wrong_class[0, 1].item() > 0.9
     assert s.badly_located[0].argmax().item() == 3
     assert s.badly_located[0, 3].item() == pytest.approx(1 - 5 / 15)  # IoU of a 5 px shift of 10 px boxes: 1/3

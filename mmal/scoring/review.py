@@ -13,7 +13,9 @@ With ``conf(p) = min(1, score(p) / t[class(p)])`` and IoU between predictions an
 - **missing** (per prediction): a confident prediction that no label overlaps,
   ``score(p) * (1 - max_l IoU(p, l))`` when ``score(p) >= t[class(p)]``, else 0;
 - **spurious** (per label): no prediction of any class supports it,
-  ``1 - max_p IoU(p, l) * conf(p)``;
+  ``(1 - max_p IoU(p, l) * conf(p)) * recall[class(l)]``, where ``recall[c]`` is the share of the
+  labels of class ``c`` that a confident prediction of ``c`` finds: a model that finds few of a
+  class's labelled objects says little by missing one more;
 - **wrong_class** (per label): a prediction of another class sits on it more confidently than one of
   its own class, ``max(0, best_other - best_same)`` over predictions with ``IoU >= iou_match``,
   each weighed ``IoU * conf``;
@@ -104,6 +106,7 @@ class ReviewScores:
         wrong_class: ``[N, L]`` per label.
         badly_located: ``[N, L]`` per label.
         thresholds: ``[C]`` the per-class confidence thresholds used.
+        recall: ``[C]`` the share of each class's labels a confident prediction of the class finds.
         pred_valid: ``[N, P]`` which prediction entries are real.
         gt_valid: ``[N, L]`` which label entries are real.
     """
@@ -113,6 +116,7 @@ class ReviewScores:
     wrong_class: Tensor
     badly_located: Tensor
     thresholds: Tensor
+    recall: Tensor
     pred_valid: Tensor
     gt_valid: Tensor
 
@@ -164,6 +168,28 @@ def class_thresholds(inputs: ReviewInputs, num_classes: int, iou_match: float = 
     return found.float().clamp_min(least)
 
 
+def class_recall(inputs: ReviewInputs, thresholds: Tensor, iou_match: float = 0.5, chunk: int = 4096) -> Tensor:
+    """Per class, the share of its labels that a confident prediction of the class finds (IoU at least
+    ``iou_match``); 1 for a class without labels.
+
+    Returns:
+        ``[num_classes]`` recalls.
+    """
+    num_classes = len(thresholds)
+    found = torch.zeros(num_classes, dtype=torch.float64)
+    count = torch.zeros(num_classes, dtype=torch.float64)
+    for start in range(0, len(inputs), chunk):
+        part = inputs.chunk(start, start + chunk)
+        iou = box_iou(part.pred_boxes, part.gt_boxes)
+        confident = (part.pred_scores >= thresholds[part.pred_labels.clamp(0, num_classes - 1)]) & part.pred_valid
+        same = part.pred_labels[..., :, None] == part.gt_labels[..., None, :]
+        hit = ((iou >= iou_match) & same & confident[..., None]).any(-2) & part.gt_valid
+        classes = part.gt_labels[part.gt_valid].clamp(0, num_classes - 1)
+        count.index_add_(0, classes, torch.ones_like(classes, dtype=torch.float64))
+        found.index_add_(0, classes, hit[part.gt_valid].double())
+    return torch.where(count > 0, found / count.clamp_min(1), torch.ones_like(found)).float()
+
+
 def review(inputs: ReviewInputs, num_classes: int, thresholds: Optional[Tensor] = None, iou_match: float = 0.5,
            min_overlap: float = 0.1, chunk: int = 4096) -> ReviewScores:
     """Score every label and prediction of ``inputs`` (see the module docstring).
@@ -182,18 +208,20 @@ def review(inputs: ReviewInputs, num_classes: int, thresholds: Optional[Tensor] 
     """
     if thresholds is None:
         thresholds = class_thresholds(inputs, num_classes, iou_match, chunk=chunk)
+    recall = class_recall(inputs, thresholds, iou_match, chunk)
     parts: Dict[str, List[Tensor]] = {name: [] for name in TYPES}
     for start in range(0, len(inputs), chunk):
-        for name, value in _review_chunk(inputs.chunk(start, start + chunk), thresholds, iou_match,
+        for name, value in _review_chunk(inputs.chunk(start, start + chunk), thresholds, recall, iou_match,
                                          min_overlap).items():
             parts[name].append(value)
     if not parts['missing']:  # no image
         parts = dict(missing=[inputs.pred_scores.clone()], **{t: [inputs.gt_labels.float()] for t in TYPES[1:]})
     return ReviewScores(**{name: torch.cat(values) for name, values in parts.items()}, thresholds=thresholds,
-                        pred_valid=inputs.pred_valid, gt_valid=inputs.gt_valid)
+                        recall=recall, pred_valid=inputs.pred_valid, gt_valid=inputs.gt_valid)
 
 
-def _review_chunk(part: ReviewInputs, thresholds: Tensor, iou_match: float, min_overlap: float) -> Dict[str, Tensor]:
+def _review_chunk(part: ReviewInputs, thresholds: Tensor, recall: Tensor, iou_match: float,
+                  min_overlap: float) -> Dict[str, Tensor]:
     iou = box_iou(part.pred_boxes, part.gt_boxes) * part.pred_valid[..., :, None] * part.gt_valid[..., None, :]
     threshold = thresholds[part.pred_labels.clamp(0, len(thresholds) - 1)]  # [n, P]
     confident = (part.pred_scores >= threshold) & part.pred_valid
@@ -202,7 +230,7 @@ def _review_chunk(part: ReviewInputs, thresholds: Tensor, iou_match: float, min_
 
     missing = part.pred_scores * (1 - iou.amax(-1)) * confident
     weighed = iou * conf[..., None]
-    spurious = (1 - weighed.amax(-2)) * part.gt_valid
+    spurious = (1 - weighed.amax(-2)) * recall[part.gt_labels.clamp(0, len(recall) - 1)] * part.gt_valid
     matched = weighed * (iou >= iou_match)
     best_other = (matched * ~same).amax(-2)
     best_same = (matched * same).amax(-2)

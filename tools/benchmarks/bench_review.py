@@ -25,6 +25,7 @@ Prints a table of mean +- std over the seeds and ends with a JSON line of every 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import os.path as osp
@@ -78,21 +79,41 @@ def average_precision(scores: Sequence[float], positive: Sequence[bool]) -> floa
     return total / max(1, sum(positive))
 
 
+def training_key(indices: List[int], seed: int, iters: int, labels_file: str | None) -> str:
+    """What decides a training's outcome: its images, their labels, the seed and the schedule."""
+    labels = open(labels_file).read() if labels_file else ''
+    return hashlib.sha256(json.dumps([indices, seed, iters, labels]).encode()).hexdigest()
+
+
 def train_and_test(cfg: Any, pool_cfg: dict, indices: List[int], work_dir: str, seed: int,
                    labels_file: str | None = None) -> tuple:
-    """Train the config on pool ``indices`` (labels from ``labels_file`` where given); the runner and test mAP."""
+    """Train the config on pool ``indices`` (labels from ``labels_file`` where given); the trained model
+    (eval mode) and its test mAP. A training done before with the same key (``bench.json``) is reused."""
+    from mmdet.registry import MODELS
     from mmengine.runner import Runner
 
     from mmal.active.runner_config import cycle_config
+    from mmal.checkpoint import load_weights
     os.makedirs(work_dir, exist_ok=True)
-    labeled = osp.join(work_dir, 'labeled.json')
-    with open(labeled, 'w') as f:
-        json.dump(dict(indices=indices), f)
-    data = pool_cfg if labels_file is None else dict(type='Relabeled', dataset=pool_cfg, labels_file=labels_file)
-    runner = Runner.from_cfg(cycle_config(cfg, osp.basename(work_dir), data, work_dir, labeled, seed,
-                                          progress=False))
-    runner.train()
-    return runner, float(runner.test()['pascal_voc/mAP'])
+    iters = cfg.train_cfg.max_iters
+    key = training_key(indices, seed, iters, labels_file)
+    done = osp.join(work_dir, 'bench.json')
+    checkpoint = osp.join(work_dir, 'train', f'iter_{iters}.pth')
+    found = json.load(open(done)) if osp.isfile(done) else {}
+    if found.get('key') != key or not osp.isfile(checkpoint):
+        labeled = osp.join(work_dir, 'labeled.json')
+        with open(labeled, 'w') as f:
+            json.dump(dict(indices=indices), f)
+        data = pool_cfg if labels_file is None else dict(type='Relabeled', dataset=pool_cfg, labels_file=labels_file)
+        runner = Runner.from_cfg(cycle_config(cfg, osp.basename(work_dir), data, work_dir, labeled, seed,
+                                              progress=False))
+        runner.train()
+        found = dict(key=key, map=float(runner.test()['pascal_voc/mAP']))
+        with open(done, 'w') as f:
+            json.dump(found, f)
+    model = MODELS.build(cfg.model)
+    load_weights(model, checkpoint)
+    return model.eval(), found['map']
 
 
 def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int) -> Dict[str, Any]:
@@ -105,7 +126,7 @@ def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int
     from mmal.active.runner_config import with_pipeline
     from mmal.datasets.errors import build_dataset
     from mmal.engine.acquisition import predict_boxes
-    from mmal.engine.hooks import scoring_model, scoring_pipeline
+    from mmal.engine.hooks import scoring_pipeline
     from mmal.scoring.review import ReviewInputs, review
     torch.set_num_threads(1)
     cfg = Config.fromfile(CONFIG)
@@ -124,9 +145,9 @@ def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int
     classes = list(pool.metainfo['classes'])
     out: Dict[str, Any] = dict(seed=seed)
 
-    runner, out['map_first'] = train_and_test(cfg, pool_cfg, first, osp.join(work_dir, 'first'), seed)
+    model, out['map_first'] = train_and_test(cfg, pool_cfg, first, osp.join(work_dir, 'first'), seed)
     scoring = build_dataset(with_pipeline(pool_cfg, scoring_pipeline(cfg.test_dataloader.dataset.pipeline)))
-    found = predict_boxes(scoring_model(runner).eval(), scoring, threshold=0.05, indices=batch)
+    found = predict_boxes(model, scoring, threshold=0.05, indices=batch)
     annotator = NoisyAnnotator(**NOISE, seed=seed)
     returned, changes = {}, []
     for index in batch:
@@ -248,7 +269,8 @@ def main() -> None:
     from mmal.datasets import generate_toy_voc
     data_root = generate_toy_voc(args.toy_root)
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda s: run_seed(s, args, data_root), range(args.seeds)))
+        results = list(pool.map(lambda s: run_seed(s, args, data_root), reversed(range(args.seeds))))
+    results.sort(key=lambda r: r['seed'])
     print(f'\nlabel review on toy VOC, noise {NOISE}, {len(results)} seeds (300 clean + 200 returned images each)')
     print(f'{"ranking AP":<16} {"mmal review":>16} {"cleanlab 2.7.1":>16} {"base rate":>10}')
     for key in results[0]['ap']:
