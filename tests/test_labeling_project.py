@@ -257,7 +257,8 @@ def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path
         true_id = next(im['id'] for im in truth['images'] if im['file_name'] == file_name)
         assert ours == sorted((a['category_id'], a['bbox']) for a in truth['annotations'] if a['image_id'] == true_id)
     assert len(after['images']) == len(before['images'])
-    assert json.loads(tool('status', project).stdout)['next_step'] == 'train'
+    status = json.loads(tool('status', project).stdout)
+    assert status['next_step'] == 'train' and status['last_review']['images'] == 6
 
 
 def test_a_review_import_without_a_review_batch_is_one_sentence(batch_out, tmp_path):

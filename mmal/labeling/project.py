@@ -154,7 +154,7 @@ class LabelingProject:
     # -- status -----------------------------------------------------------------------------------------
     def status(self) -> Dict[str, Any]:
         """The project at a glance: where it stands, what is labeled (images that came back without a
-        box counted apart), what is out, and what the last import held."""
+        box counted apart), what is out, what the last import held and what its review found."""
         labeled = self.labeled()
         with_boxes = {a['image_id'] for a in labeled['annotations']}
         status = dict(project=self.root, cycle=self.state.cycle, next_step=self.state.step,
@@ -165,6 +165,9 @@ class LabelingProject:
         last = self.path(f'cycle_{self.state.cycle - 1}', 'returned.json')
         if self.state.cycle > 0 and osp.isfile(last):
             status['last_import'] = read_json(last, 'the project is damaged.').get('summary', {})
+        review = self.path(f'cycle_{self.state.cycle - 1}', 'review.json')
+        if self.state.cycle > 0 and osp.isfile(review):
+            status['last_review'] = read_json(review, 'the project is damaged.').get('summary', {})
         if self.state.labelstudio:
             status['labelstudio'] = self.state.labelstudio
         return status
