@@ -133,6 +133,8 @@ def write_review_batch(project: LabelingProject, record: Dict[str, Any], min_sco
     Returns:
         ``ids`` (the images sent) and the ``files`` written.
     """
+    if top is not None and top < 1:
+        raise UserError(f'--top must be at least 1, got {top}.')
     chosen = [im for im in record['images'] if im['combined'] >= min_score][:top]
     if not chosen:
         raise UserError(f'no image of cycle {record["cycle"]} scores at least {min_score}; lower --min-score to '
