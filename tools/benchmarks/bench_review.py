@@ -4,6 +4,7 @@ noise does re-reviewing the most suspicious images recover?
 
     python tools/benchmarks/bench_review.py [--seeds 3] [--jobs 2] [--work-dir work_dirs/bench_review]
                                             [--cleanlab .venv-cleanlab/bin/python] [--iters 500]
+                                            [--max-objects 3 --data-seed 0] [--review-only]
 
 Per seed (its own split, noise and training seed), one process with one torch thread:
 
@@ -20,7 +21,9 @@ Per seed (its own split, noise and training seed), one process with one torch th
    true labels restored), and as a control the same numbers of images of B chosen at random:
    the test mAP of each.
 
-Prints a table of mean +- std over the seeds and ends with a JSON line of every figure.
+``--max-objects`` and ``--data-seed`` generate another toy set (e.g. crowded images: ``--max-objects 6
+--data-seed 1 --toy-root data/toy_voc_crowded``); ``--review-only`` stops after step 2. Prints a
+table of mean +- std over the seeds and ends with a JSON line of every figure.
 """
 from __future__ import annotations
 
@@ -116,7 +119,8 @@ def train_and_test(cfg: Any, pool_cfg: dict, indices: List[int], work_dir: str, 
     return model.eval(), found['map']
 
 
-def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int) -> Dict[str, Any]:
+def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int,
+             review_only: bool = False) -> Dict[str, Any]:
     """Steps 1-3 of the module docstring for one seed; returns its figures."""
     import torch
     from mmengine.config import Config
@@ -211,6 +215,9 @@ def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int
     out['shift_iou'] = statistics.fmean(c['iou'] for c in changes if c['kind'] == 'shift') if any(
         c['kind'] == 'shift' for c in changes) else None
 
+    if review_only:
+        return out
+
     # -- what the noise costs, and what re-reviewing the most suspicious images recovers -----------------
     both = sorted(first + batch)
     _, out['map_clean'] = train_and_test(cfg, pool_cfg, both, osp.join(work_dir, 'clean'), seed)
@@ -240,7 +247,8 @@ def run_seed(seed: int, args: argparse.Namespace, data_root: str) -> Dict[str, A
         env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
         code = (f'import json, sys; sys.path.insert(0, {ROOT!r}); sys.argv = ["bench_review"]; '
                 f'from tools.benchmarks.bench_review import one_seed; '
-                f'json.dump(one_seed({seed}, {data_root!r}, {work!r}, {args.cleanlab!r}, {args.iters}), '
+                f'json.dump(one_seed({seed}, {data_root!r}, {work!r}, {args.cleanlab!r}, {args.iters}, '
+                f'{args.review_only}), '
                 f'open({result!r}, "w"))')
         proc = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
@@ -260,14 +268,17 @@ def main() -> None:
     parser.add_argument('--iters', type=int, default=500, help='training iterations of every model')
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'bench_review'))
     parser.add_argument('--toy-root', default=osp.join(ROOT, 'data', 'toy_voc'))
+    parser.add_argument('--max-objects', type=int, default=3, help='the toy set\'s most objects per image')
+    parser.add_argument('--data-seed', type=int, default=0, help='the toy set\'s generator seed')
+    parser.add_argument('--review-only', action='store_true', help='rank errors only: no mAP trainings')
     parser.add_argument('--cleanlab', default=osp.join(ROOT, '.venv-cleanlab', 'bin', 'python'),
                         help='a Python with cleanlab installed (python -m venv .venv-cleanlab && '
                              '.venv-cleanlab/bin/pip install cleanlab==2.7.1)')
     args = parser.parse_args()
     if not osp.isfile(args.cleanlab):
         sys.exit(f'error: {args.cleanlab} does not exist; install cleanlab into its own environment (see --help).')
-    from mmal.datasets import generate_toy_voc
-    data_root = generate_toy_voc(args.toy_root)
+    from mmal.datasets import ToyVOCSpec, generate_toy_voc
+    data_root = generate_toy_voc(args.toy_root, ToyVOCSpec(max_objects=args.max_objects, seed=args.data_seed))
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda s: run_seed(s, args, data_root), reversed(range(args.seeds))))
     results.sort(key=lambda r: r['seed'])
@@ -277,6 +288,9 @@ def main() -> None:
         print(f'{key:<16} {mean_std([r["ap"][key]["mmal"] for r in results]):>16} '
               f'{mean_std([r["ap"][key]["cleanlab"] for r in results]):>16} '
               f'{statistics.fmean(r["ap"][key]["base"] for r in results):>10.3f}')
+    if args.review_only:
+        print(json.dumps(results))
+        return
     print(f'\n{"test mAP x100":<34} {"mean +- std":>14}  per seed')
     rows = [('300 clean (the reviewing model)', 'map_first'), ('+200 true labels', 'map_clean'),
             ('+200 noisy labels', 'map_noisy'), ('+200 noisy, top 5% re-reviewed', 'map_review5'),
