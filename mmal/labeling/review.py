@@ -43,7 +43,8 @@ def review_cycle(project: LabelingProject, cycle: int) -> Optional[Dict[str, Any
     returned_path = project.cycle_path('returned.json', cycle=cycle)
     if not (osp.isfile(predictions_path) and osp.isfile(returned_path)):
         return None
-    found = read_json(predictions_path, 'the project is damaged; run export again.')['images']
+    kept = read_json(predictions_path, 'the project is damaged; run export again.')
+    found = kept['images']
     returned = read_json(returned_path, 'the project is damaged.')['images']
     classes = project.state.classes
     index = {name: k for k, name in enumerate(classes)}
@@ -81,7 +82,7 @@ def review_cycle(project: LabelingProject, cycle: int) -> Optional[Dict[str, Any
                    likely_missing_boxes=sum(m['missing'] >= SUSPICIOUS for im in images for m in im['missing_boxes']),
                    by_type={t: sum(im[t] >= SUSPICIOUS for im in images) for t in TYPES},
                    class_thresholds={c: round(float(t), 4) for c, t in zip(classes, scores.thresholds)})
-    record = dict(cycle=cycle, model=read_json(predictions_path, '')['model'], summary=summary, images=images)
+    record = dict(cycle=cycle, model=kept['model'], summary=summary, images=images)
     atomic_write_json(project.cycle_path('review.json', cycle=cycle), record)
     return record
 
