@@ -31,3 +31,7 @@ CYCLE_HOOKS = _OwnScopeRegistry('cycle hook', scope='mmal', locations=['mmal.act
 #: Simulated annotators of the driver (``active_learning.annotator``): what labels come back for
 #: the images it buys.
 ANNOTATORS = _OwnScopeRegistry('annotator', scope='mmal', locations=['mmal.active'])
+
+#: Label-free image features for the selectors that read features (``active_learning.features``),
+#: named by their ``source``: ``self_supervised``, ``checkpoint``.
+FEATURE_SOURCES = _OwnScopeRegistry('feature source', scope='mmal', locations=['mmal.engine'])

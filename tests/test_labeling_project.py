@@ -209,8 +209,12 @@ def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path
     project, sent, truth = batch_out
     (tmp_path / 'a.json').write_text(json.dumps(answer_for(sent, truth)))
     assert 'review: none (no model picked this batch' in tool('import', project, tmp_path / 'a.json').stdout
-    tool('train', project, '--no-progress', '--cfg-options', 'train_cfg.max_epochs=2')
-    tool('select', project, '--budget', 6, '--scorer', 'Entropy', '--no-progress')
+    stop = ['active_learning.stop.threshold=0.01', 'active_learning.stop.window=1', 'active_learning.stop.stop_set=8']
+    trained = tool('train', project, '--no-progress', '--cfg-options', 'train_cfg.max_epochs=2', *stop).stdout
+    assert 'stopping rule: agreement with the cycle 0 model on the stop set - (no earlier model)' in trained
+    tool('select', project, '--budget', 6, '--scorer', 'Entropy', '--no-progress',
+         '--cfg-options', 'active_learning.control_fraction=0.5')  # half the batch drawn at random
+    assert len(json.loads((project / 'cycle_1' / 'selected.json').read_text())['control']) == 3
     tool('export', project)
     kept = json.loads((project / 'cycle_1' / 'predictions.json').read_text())
     assert kept['threshold'] == 0.05 and len(kept['images']) == 6  # the picking model's boxes on the batch
@@ -223,6 +227,10 @@ def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path
     assert re.search(r'review \(the cycle 1 model, which had not seen these labels\): \d+ of 6 images look '
                      r'suspicious', out), out
     record = json.loads((project / 'cycle_1' / 'review.json').read_text())
+    control = record['summary']['control']
+    assert control['mAP']['n'] == 3 and control['mAP']['low'] <= control['mAP']['value'] <= control['mAP']['high']
+    assert re.search(r'the cycle 1 model on the random control share \(3 images\): mAP [\d.]+ \(95 % [\d.]+-[\d.]+\), '
+                     r'an estimate of its mAP on the pool; on the method\'s own picks [\d.]+', out), out
     assert len(record['images']) == 6 and [im['combined'] for im in record['images']] == sorted(
         (im['combined'] for im in record['images']), reverse=True)
     assert all(0 <= im[t] <= 1 for im in record['images'] for t in ('missing', 'spurious', 'wrong_class',
@@ -259,6 +267,14 @@ def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path
     assert len(after['images']) == len(before['images'])
     status = json.loads(tool('status', project).stdout)
     assert status['next_step'] == 'train' and status['last_review']['images'] == 6
+    assert status['last_review']['control']['mAP']['n'] == 3
+    # the next training measures the agreement of successive models on the stop set
+    trained = tool('train', project, '--no-progress', '--cfg-options', 'train_cfg.max_epochs=2', *stop).stdout
+    assert re.search(r'stopping rule: agreement with the cycle 1 model on the stop set [\d.]+; it fires at >= 0.01 '
+                     r'for 1 cycles in a row: (it fires now|not yet)', trained), trained
+    rule = json.loads(tool('status', project).stdout)['stopping_rule']
+    assert rule['cycle'] == 2 and rule['agreements'][0] is None and len(rule['agreements']) == 2
+    assert rule['fires'] == (rule['agreements'][1] >= 0.01)
 
 
 def test_a_review_import_without_a_review_batch_is_one_sentence(batch_out, tmp_path):

@@ -162,3 +162,16 @@ def test_short_names_keep_the_method_word():
         'entropy_budget500', 'entropy_budget2000']
     assert short_names(['ssd_voc_random', 'ssd_voc_var_ratio']) == ['random', 'var_ratio']
     assert short_names(['only_one']) == ['only_one']
+
+
+def test_selection_table_names_the_acting_selector_and_the_coverage_measured():
+    from mmal.report.summary import Run, selection_table
+    switch = Run('switch', 'w', [], acquisitions=[
+        dict(trial=0, num_labeled=20, acted_by='TypiClust', coverage=0.4),
+        dict(trial=1, num_labeled=20, acted_by='TypiClust', coverage=0.5),
+        dict(trial=0, num_labeled=40, acted_by='TopK', coverage=0.8),
+        dict(trial=1, num_labeled=40, acted_by='TypiClust', coverage=0.7)])
+    plain = Run('typiclust', 'w', [], acquisitions=[dict(trial=0, num_labeled=20, acted_by='TypiClust', coverage=None)])
+    table = selection_table([switch, plain]).splitlines()
+    assert table[-2] == '| 20 | TypiClust (coverage 0.45) | TypiClust |'
+    assert table[-1] == '| 40 | TopK 1, TypiClust 1 (coverage 0.75) |  |'

@@ -137,6 +137,7 @@ def test_scoring_and_selection_import_no_mmdet():
             '        if name.split(".")[0] == "mmdet": raise ImportError("mmdet blocked")\n'
             'sys.meta_path.insert(0, Block())\n'
             'import torch, mmal.scoring.functional as F, mmal.selection as S, mmal.scoring.review\n'
+            'import mmal.scoring.agreement, mmal.scoring.estimate\n'
             'from mmal.registry import SCORERS\n'
             'p = torch.tensor([[0.5, 0.5]])\n'
             'print(round(F.entropy(p).item(), 4), S.top_k(torch.tensor([1., 3.]), 1).item(),\n'

@@ -362,10 +362,24 @@ def test_regime_switch_by_coverage_switches_once_the_labeled_set_covers_the_pool
     covered[:10] = False  # 90 labeled images cover at least 90 % of the pool
     switch.select(5, scores, inputs, covered)
     assert switch.acted_by() == 'TopK' and switch.last_coverage >= 0.9
+    assert switch.report() == {'coverage': round(switch.last_coverage, 4)}
+
+
+def test_regime_switch_default_rule_is_20_labeled_images_per_class():
+    scores, inputs, _ = _switch_case(2)
+    switch = SELECTORS.build(dict(type='RegimeSwitch', num_classes=2, seed=0))
+    assert switch.switch_per_class == 20 and switch.report() == {}
+    for count, acting in ((39, 'TypiClust'), (40, 'TopK')):
+        labeled = torch.zeros(100, dtype=torch.bool)
+        labeled[:count] = True
+        switch.select(5, scores, inputs, labeled)
+        assert switch.acted_by() == acting
 
 
 def test_regime_switch_is_checked_when_built():
-    with pytest.raises(ValueError, match='exactly one switch point'):
+    with pytest.raises(ValueError, match='one switch point'):
+        SELECTORS.build(dict(type='RegimeSwitch', switch_labeled=5, switch_fraction=0.5))
+    with pytest.raises(ValueError, match='without a switch point switches at 20 .* needs num_classes'):
         SELECTORS.build(dict(type='RegimeSwitch'))
     with pytest.raises(ValueError, match='needs num_classes'):
         SELECTORS.build(dict(type='RegimeSwitch', switch_per_class=3))

@@ -36,6 +36,7 @@ from ..errors import UserError
 from ..records import CycleMetrics, LabeledSet
 from ..registry import CYCLE_HOOKS
 from ..scoring.agreement import cohen_kappa, detection_agreement
+from .control import PREFIX, control_metrics
 from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
 from .preflight import check_run_inputs
 from .runner_config import cycle_config, data_roots, with_pipeline
@@ -330,6 +331,24 @@ class ActiveLearningLoop:
                            max(num_classes, 1 + max([found['images'][k] for k in common] +
                                                     [previous['images'][k] for k in common], default=0)))
 
+    def _score_control(self, trial: int, cycle: int, selection: Any, runner: Runner) -> None:
+        """Rank 0, with a control share: the cycle's model on it and on the method's picks, against the
+        labels that come back, added to the cycle's metrics (``results.csv``)."""
+        values = control_metrics(scoring_model(runner).eval(), self.pool, self.scoring_pool(), selection,
+                                 self.al.labeler, self.boxes is not None, self.al.batch_size,
+                                 self.al.cycle_seed(trial, cycle))
+        metrics = self.state.metrics(trial, cycle)
+        if not values or metrics is None:
+            return
+        metrics.metrics.update(values)
+        self.state.write(trial, cycle, 'metrics.json', metrics.to_json())
+        self.state.write_results()
+        name = next(iter(values))
+        measure, count = name[len(PREFIX):], int(values[PREFIX + 'num_images'])
+        self.logger.info(f'[al] trial {trial} cycle {cycle}: on the random control share ({count} images) the model '
+                         f'scores {measure} {values[name]:.3f} (95 % {values[name + "_low"]:.3f}-'
+                         f'{values[name + "_high"]:.3f}); on its own picks {values[PREFIX + "active_" + measure]:.3f}')
+
     def _stopping(self, trial: int, cycle: int) -> bool:
         """Whether the stopping rule fires at this cycle and ends the trial; said (and ``stop.json``
         written) the first cycle it fires."""
@@ -383,7 +402,8 @@ class ActiveLearningLoop:
         al = self.al
         return AcquisitionSpec(al.method(trial, cycle), al.budget_at(cycle), budget_unit=al.budget_unit,
                                adapter=al.adapter, batch_size=al.batch_size, num_workers=al.num_workers,
-                               progress=self.progress)
+                               progress=self.progress, features=al.feature_source,
+                               control_fraction=al.control_fraction)
 
     def scoring_pool(self) -> Any:
         """The pool with the test pipeline minus annotation loading (built once per run)."""
@@ -403,5 +423,6 @@ class ActiveLearningLoop:
                             trial=trial, cycle=cycle, num_labeled=len(labeled))
         if self.is_main:
             self.state.write(trial, cycle, 'selected.json', selection.to_json())
+            self._score_control(trial, cycle, selection, runner)
             self._call_hooks('after_acquire', trial, cycle, selection)
         barrier()  # selected.json is on disk for every rank

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Union
 
 from ..datasets.annotations import AnnotationPolicy
+from ..engine.features import FeatureSource, build_features
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
 from ..registry import ANNOTATORS, CYCLE_HOOKS
@@ -70,6 +71,11 @@ class ALSettings:
             drop=0.1, swap=0.1, shift=0.1)``; default: the true labels.
         stop: A stopping rule on the agreement of successive models (:mod:`mmal.active.stopping`),
             e.g. ``dict(threshold=0.99, window=3, end_trial=True)``; default: none (no signal either).
+        features: Where the selector's features come from (:mod:`mmal.engine.features`):
+            ``dict(source='model')`` (default: the cycle's model), ``dict(source='self_supervised', ...)``
+            (SimCLR on the pool, cached) or ``dict(source='checkpoint', checkpoint=..., backbone=...)``.
+        control_fraction: The share of each batch drawn uniformly at random (default 0: none); the
+            cycle's model is scored on it once its labels come back (:mod:`mmal.active.control`).
     """
 
     initial_labeled: Union[int, float]
@@ -91,6 +97,8 @@ class ALSettings:
     annotations: dict = field(default_factory=dict)
     annotator: Optional[dict] = None
     stop: Optional[dict] = None
+    features: Optional[dict] = None
+    control_fraction: float = 0.0
     #: The scorer and selector, built once (:meth:`method` reseeds them per cycle).
     acquisition: AcquisitionMethod = field(init=False, repr=False, compare=False)
     #: What to do with bad boxes (from ``annotations``).
@@ -99,6 +107,8 @@ class ALSettings:
     labeler: Any = field(init=False, repr=False, compare=False)
     #: The stopping rule of ``stop`` (None: none).
     stop_rule: Optional[StopRule] = field(init=False, repr=False, compare=False)
+    #: The label-free feature source of ``features`` (None: the model's features).
+    feature_source: Optional[FeatureSource] = field(init=False, repr=False, compare=False)
 
     @classmethod
     def from_cfg(cls, cfg) -> 'ALSettings':
@@ -169,6 +179,12 @@ class ALSettings:
         object.__setattr__(self, 'annotation_policy', AnnotationPolicy.from_cfg(self.annotations))
         object.__setattr__(self, 'labeler', None if self.annotator is None else _build_annotator(self.annotator))
         object.__setattr__(self, 'stop_rule', StopRule.from_cfg(self.stop))
+        object.__setattr__(self, 'feature_source', build_features(self.features))
+        if isinstance(self.control_fraction, bool) or not isinstance(self.control_fraction, (int, float)) \
+                or not 0 <= self.control_fraction < 1:
+            raise UserError(f'active_learning.control_fraction must lie in [0, 1), got {self.control_fraction!r}.')
+        if self.control_fraction and self.budget_unit != 'images':
+            raise UserError("active_learning.control_fraction needs budget_unit='images'.")
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
 

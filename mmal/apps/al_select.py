@@ -28,6 +28,7 @@ from mmal.cli import load_config, run_tool
 from mmal.datasets import ImagePoolDataset
 from mmal.engine import method_from_flags
 from mmal.engine.acquisition import AcquisitionSpec, acquire
+from mmal.engine.features import build_features
 from mmal.engine.hooks import scoring_pipeline
 from mmal.errors import UserError
 from mmal.fileio import atomic_write_json, atomic_write_text, check_output_file
@@ -68,7 +69,7 @@ def select(args: argparse.Namespace) -> Selection:
     al = cfg.get('active_learning') or {}
     spec = AcquisitionSpec(method_from_flags(al, args.scorer, args.selection), args.budget,
                            budget_unit=args.budget_unit, box_threshold=args.box_threshold, adapter=al.get('adapter'),
-                           batch_size=args.batch_size, where='--')
+                           batch_size=args.batch_size, features=build_features(al.get('features')), where='--')
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     if hasattr(cfg.model, 'backbone') and cfg.model.backbone.get('init_cfg'):
         cfg.model.backbone.init_cfg = None  # the checkpoint has the weights

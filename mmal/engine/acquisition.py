@@ -17,6 +17,7 @@ and its labeled part give one :class:`~mmal.records.Selection` record. Underneat
 """
 from __future__ import annotations
 
+import math
 import os
 import os.path as osp
 import sys
@@ -32,9 +33,11 @@ from ..datasets.subset import IndexSubset
 from ..datasets.unreadable import pool_loader, read_error
 from ..errors import UserError
 from ..fileio import commit, temp_path
+from ..outputs import FEATURES
 from ..records import Pick, Selection, UnreadableImage
 from ..registry import ADAPTERS
-from .method import AcquisitionMethod
+from .features import FeatureSource, PoolFeatures
+from .method import AcquisitionMethod, build_method
 
 
 def build_adapter(model: Optional[nn.Module], requires: FrozenSet[str], cfg: Optional[dict] = None) -> Any:
@@ -123,12 +126,14 @@ class AcquisitionResult:
         unreadable: ``{pool index: error}`` of the images that could not be read (skipped).
         num_candidates: How many unlabeled images were candidates.
         acted_by: The selector that picked (a composed selector's acting component).
+        report: What the selector measured on the way (:meth:`~mmal.selection.base.Selector.report`).
     """
     picks: List[int]
     scores: Optional[List[float]]
     unreadable: Dict[int, str] = field(default_factory=dict)
     num_candidates: int = 0
     acted_by: str = ''
+    report: Dict[str, Any] = field(default_factory=dict)
 
 
 class AcquisitionService:
@@ -140,14 +145,23 @@ class AcquisitionService:
         batch_size: Images per scoring batch.
         num_workers: Dataloader workers of the scoring pass.
         progress: Show a progress bar (rank 0).
+        shard_dir: Where the scoring pass keeps its pieces (resumable), or None.
+        features: A label-free feature source (:mod:`mmal.engine.features`) whose features the
+            selector reads instead of the model's; None: the model's.
+        features_cache: The run's cache folder for them (the source's own ``cache_dir`` wins).
     """
 
     #: Rows per saved piece of a rank's shard (with ``shard_dir``).
     piece_size: int = 2048
 
     def __init__(self, method: AcquisitionMethod, adapter: Optional[dict] = None, batch_size: int = 8,
-                 num_workers: int = 0, progress: bool = True, shard_dir: Optional[str] = None) -> None:
+                 num_workers: int = 0, progress: bool = True, shard_dir: Optional[str] = None,
+                 features: Optional[FeatureSource] = None, features_cache: Optional[str] = None) -> None:
         self.shard_dir = shard_dir
+        self.features = features if features is not None and FEATURES in method.requires else None
+        self.features_cache = features_cache
+        #: The label-free features of the last pool scored (None: the model's were read).
+        self.pool_features: Optional[PoolFeatures] = None
         self.method = method
         self.scorer, self.selector = method.scorer, method.selector
         self.adapter_cfg = dict(adapter or {})
@@ -155,8 +169,8 @@ class AcquisitionService:
 
     @property
     def requires(self) -> FrozenSet[str]:
-        """The model outputs the scorer and selector read."""
-        return self.method.requires
+        """The model outputs the scorer and selector read (features not, when a label-free source gives them)."""
+        return self.method.requires - {FEATURES} if self.features is not None else self.method.requires
 
     def check_model(self, model: nn.Module) -> None:
         """Fail now, not after training, if ``model`` cannot give what the method reads.
@@ -201,14 +215,22 @@ class AcquisitionService:
             return AcquisitionResult(picks=[], scores=[] if self.selector.uses_scores else None)
         rows = candidates + (labeled if self.selector.needs_labeled else [])
         world = get_world_size()
+        found = self.pool_features = self.features.of(pool, self.features_cache) if self.features else None
         if self.requires:
             shard = self._score(model, pool, rows)
+            if found is not None and found.unreadable:  # no features: as unreadable as the scoring pass's
+                read = set(shard.indices)
+                shard.unreadable.update({i: err for i, err in found.unreadable.items() if i in read})
             if world > 1 and self.selector.shardable:
                 parts = all_gather_object((shard.unreadable, len(shard.indices)))
                 if all(count for _, count in parts):  # (a rank without a readable row: gathered below)
                     unreadable = {i: err for part, _ in parts for i, err in part.items()}
                     return self._select_sharded(pool, candidates, rows, shard, unreadable, budget, cost)
             scores, inputs, unreadable = self._assemble(rows, all_gather_object(shard) if world > 1 else [shard])
+        elif found is not None:  # label-free features only: no forward pass
+            listed = set(rows)
+            scores, unreadable = None, {i: err for i, err in found.unreadable.items() if i in listed}
+            inputs = self.selector.image_inputs({FEATURES: found.features[torch.as_tensor(rows, dtype=torch.long)]})
         else:  # nothing to compute (random): no forward pass, one draw for the whole candidate list
             scores, inputs, unreadable = None, {}, {}
         result: Union[AcquisitionResult, UserError, None] = None
@@ -263,6 +285,9 @@ class AcquisitionService:
                 shard.unreadable[indices[pos]] = err
             if batch['data'] is not None:
                 outputs = adapter(batch['data'])
+                if self.pool_features is not None:  # the label-free features of these images
+                    read = torch.as_tensor([indices[i] for i in batch['indices']], dtype=torch.long)
+                    outputs = {**outputs, FEATURES: self.pool_features.features[read]}
                 shard.indices += [indices[i] for i in batch['indices']]
                 shard.rows += [positions[i] for i in batch['indices']]
                 if self.scorer is not None:
@@ -359,7 +384,8 @@ class AcquisitionService:
                 known.update(part)
             pick_scores = [known[i] for i in picks]
         return AcquisitionResult(picks=picks, scores=pick_scores, unreadable=dict(sorted(unreadable.items())),
-                                 num_candidates=len(candidates), acted_by=self.selector.acted_by())
+                                 num_candidates=len(candidates), acted_by=self.selector.acted_by(),
+                                 report=self.selector.report())
 
     def _select(self, pool: Any, candidates: List[int], rows: List[int], scores: Optional[Tensor],
                 inputs: Dict[str, Tensor], unreadable: Dict[int, str], budget: int,
@@ -380,7 +406,7 @@ class AcquisitionService:
                 return [kept_rows[int(o)] for o in self.selector.select(count, kept_scores, kept_inputs, kept_labeled)]
 
             picks = self._choose(int((~kept_labeled).sum()), ordered, budget, cost)
-            if self.requires:
+            if self.requires or self.pool_features is not None:  # the images were read
                 break
             newly = {i: err for i, err in ((i, read_error(pool, i)) for i in picks) if err is not None}
             if not newly:
@@ -390,7 +416,8 @@ class AcquisitionService:
         if scores is not None:
             pick_scores = scores[row_of(rows)[torch.as_tensor(picks, dtype=torch.long)]].tolist()
         return AcquisitionResult(picks=picks, scores=pick_scores, unreadable=dict(sorted(unreadable.items())),
-                                 num_candidates=len(candidates), acted_by=self.selector.acted_by())
+                                 num_candidates=len(candidates), acted_by=self.selector.acted_by(),
+                                 report=self.selector.report())
 
 
 BUDGET_UNITS = ('images', 'boxes')
@@ -411,6 +438,11 @@ class AcquisitionSpec:
         batch_size: Images per scoring batch.
         num_workers: Dataloader workers of the scoring pass.
         progress: Show a progress bar (rank 0).
+        features: A label-free feature source for the selector (:mod:`mmal.engine.features`); None:
+            the model's features.
+        features_cache: The run's cache folder of those features (the source's ``cache_dir`` wins).
+        control_fraction: The share of the budget drawn uniformly at random from the unlabeled pool
+            before the method picks the rest (a control for :mod:`mmal.scoring.estimate`); 0: none.
         where: How the user named these values, prefixed to messages (e.g. ``'--'``).
     """
 
@@ -422,6 +454,9 @@ class AcquisitionSpec:
     batch_size: int = 8
     num_workers: int = 0
     progress: bool = True
+    features: Optional[FeatureSource] = None
+    features_cache: Optional[str] = None
+    control_fraction: float = 0.0
     where: str = ''
 
     def __post_init__(self) -> None:
@@ -434,11 +469,28 @@ class AcquisitionSpec:
             raise UserError(f'{self.where}box_threshold must lie in [0, 1], got {self.box_threshold!r}.')
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f'{self.where}batch_size must be a positive number of images, got {self.batch_size!r}.')
+        if isinstance(self.control_fraction, bool) or not isinstance(self.control_fraction, (int, float)) \
+                or not 0 <= self.control_fraction < 1:
+            raise UserError(f'{self.where}control_fraction must lie in [0, 1), got {self.control_fraction!r}.')
+        if self.control_fraction and self.budget_unit != 'images':
+            raise UserError(f"{self.where}control_fraction needs a budget in images; set budget_unit='images' or "
+                            'control_fraction=0.')
+
+    @property
+    def num_control(self) -> int:
+        """Images of the budget drawn at random as the control (at least one left to the method)."""
+        return min(int(round(self.budget * self.control_fraction)), self.budget - 1)
+
+    def control_service(self) -> 'AcquisitionService':
+        """The service that draws the control share (uniformly at random, seeded by the method's seed)."""
+        return AcquisitionService(build_method(dict(type='Random'), None, seed=self.method.seed + 7919),
+                                  batch_size=self.batch_size, num_workers=self.num_workers, progress=False)
 
     def service(self, shard_dir: Optional[str] = None) -> 'AcquisitionService':
         """The service that runs this acquisition (saving its scored pieces in ``shard_dir``)."""
         return AcquisitionService(self.method, dict(self.adapter or {}), batch_size=self.batch_size,
-                                  num_workers=self.num_workers, progress=self.progress, shard_dir=shard_dir)
+                                  num_workers=self.num_workers, progress=self.progress, shard_dir=shard_dir,
+                                  features=self.features, features_cache=self.features_cache)
 
 
 def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, labeled: Sequence[int], /,
@@ -461,7 +513,10 @@ def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, lab
 
     Returns:
         The :class:`~mmal.records.Selection` record (``context`` holds the boxes bought when the
-        budget is in boxes: ``num_boxes``, or ``estimated_boxes`` when the model counted them).
+        budget is in boxes: ``num_boxes``, or ``estimated_boxes`` when the model counted them; what
+        the selector measured, e.g. ``coverage``; and ``features`` (source, cache key, size,
+        seconds) when a label-free source gave them; ``control``: the picks drawn at random, listed
+        after the method's).
 
     Raises:
         UserError: The model cannot give what the method reads, a budget in boxes without boxes or a
@@ -479,9 +534,22 @@ def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, lab
         candidates = list(unlabeled) if unlabeled is not None else [i for i in range(len(dataset)) if i not in taken]
         cost = estimated_boxes(model, dataset, spec.box_threshold, candidates, spec.batch_size)
         counted = 'estimated_boxes'
-    result = service.run(model, dataset, labeled, spec.budget, unlabeled=unlabeled,
-                         cost=cost if spec.budget_unit == 'boxes' else None)
+    control: Optional[AcquisitionResult] = None
+    if spec.num_control:  # drawn first, from the whole unlabeled pool: a uniform sample of it
+        control = spec.control_service().run(None, dataset, labeled, spec.num_control, unlabeled=unlabeled)
+        drawn = set(control.picks)
+        taken = set(labeled)
+        unlabeled = [i for i in (unlabeled if unlabeled is not None else range(len(dataset)))
+                     if i not in drawn and i not in taken]
+    result = service.run(model, dataset, labeled, spec.budget - len(control.picks) if control else spec.budget,
+                         unlabeled=unlabeled, cost=cost if spec.budget_unit == 'boxes' else None)
+    if control is not None:
+        result = with_control(result, control)
+        context['control'] = control.picks
     record = selection_record(result, dataset, spec.method, spec.budget, **context, budget_unit=spec.budget_unit)
+    record.context.update(result.report)
+    if service.pool_features is not None and service.features is not None:
+        record.context['features'] = service.pool_features.summary(service.features.name)
     if spec.budget_unit == 'boxes' and cost is not None:
         record.context[counted] = sum(cost[i] for i in result.picks)
     warning = same_score_warning(record)
@@ -490,10 +558,19 @@ def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, lab
     return record
 
 
+def with_control(result: AcquisitionResult, control: AcquisitionResult) -> AcquisitionResult:
+    """The method's picks followed by the control's (which have no score)."""
+    scores = None if result.scores is None else result.scores + [float('nan')] * len(control.picks)
+    return AcquisitionResult(picks=result.picks + control.picks, scores=scores,
+                             unreadable=dict(sorted({**control.unreadable, **result.unreadable}.items())),
+                             num_candidates=result.num_candidates + len(control.picks), acted_by=result.acted_by,
+                             report=result.report)
+
+
 def same_score_warning(record: Selection) -> Optional[str]:
     """A warning when every pick has the same score: the model found nothing to rank the images by
     (an untrained model, or a detector that keeps no box), so the picks are as good as random."""
-    scores = [p.score for p in record.selected if p.score is not None]
+    scores = [p.score for p in record.selected if p.score is not None and math.isfinite(p.score)]
     if len(scores) < 2 or len(set(scores)) > 1:
         return None
     return (f'warning: every picked image has the same score ({scores[0]:g}): the model finds nothing to rank '

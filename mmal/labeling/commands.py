@@ -15,16 +15,21 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from .. import dist
+from ..active.stopping import StopRule
 from ..checkpoint import load_weights
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
 from ..engine.acquisition import AcquisitionSpec, acquire, predict_boxes
+from ..engine.features import build_features
 from ..engine.hooks import scoring_pipeline, with_hooks
 from ..engine.method import method_from_flags
 from ..engine.training import train_and_save
 from ..errors import UserError
 from ..fileio import atomic_write_json
+from ..outputs import FEATURES
 from ..records import Selection
+from ..schema import read_json
+from ..scoring.agreement import detection_agreement
 from .formats import Box
 from .project import LabelingProject
 from .review import REVIEW_THRESHOLD
@@ -142,10 +147,47 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
     final = project.cycle_path('model.pth')
     train_and_save(runner, final, f'cycle {project.state.cycle}', f'with `al_project.py train {project.root}`')
     if get_rank() == 0:
+        signal = stop_signal(project, project_config(project, options))  # (cfg lost its test side)
+        if signal is not None:
+            last = signal['agreements'][-1]
+            print(f'stopping rule: agreement with the cycle {project.state.cycle - 1} model on the stop set '
+                  + ('- (no earlier model)' if last is None else f'{last:.3f}')
+                  + f'; it fires at >= {signal["threshold"]} for {signal["window"]} cycles in a row: '
+                  + ('it fires now: another batch may not be worth labeling.' if signal['fires'] else 'not yet.'))
         project.state.step = 'select'
         project.save()
     barrier()
     return final
+
+
+def stop_signal(project: LabelingProject, cfg: Config) -> Optional[Dict[str, Any]]:
+    """With ``active_learning.stop`` in the config: the new model's boxes on the project's stop set (pool
+    images drawn once, labeled or not), their agreement with the previous cycle's model's
+    (:mod:`mmal.active.stopping`), written with the agreements so far to ``cycle_<k>/stop.json``.
+
+    Returns:
+        The record (``agreements`` per cycle, ``fires``, ``threshold``, ``window``), or None without a rule.
+    """
+    rule = StopRule.from_cfg((cfg.get('active_learning') or {}).get('stop'))
+    if rule is None:
+        return None
+    ids = [project.pool[n]['id'] for n in rule.stop_indices(len(project.pool), seed=0)]
+    index = {name: k for k, name in enumerate(project.state.classes)}
+    images: Dict[str, Any] = {str(i): [[[b.x1, b.y1, b.x2, b.y2] for b in found], [b.score or 0.0 for b in found],
+                                       [index[b.label] for b in found]]
+                              for i, found in predictions(project, cfg, ids, 0.05).items()}
+    previous_path = project.cycle_path('stop.json', cycle=project.state.cycle - 1)
+    previous = read_json(previous_path, 'the project is damaged.') if osp.isfile(previous_path) else None
+    agreement = None
+    if previous is not None:
+        common = sorted(set(previous['images']) & set(images), key=int)
+        agreement = detection_agreement([previous['images'][k] for k in common], [images[k] for k in common],
+                                        len(project.state.classes), rule.score_thr)
+    agreements = (previous['agreements'] if previous is not None else []) + [agreement]
+    record = dict(cycle=project.state.cycle, threshold=rule.threshold, window=rule.window, agreements=agreements,
+                  fires=rule.fires(agreements), images=images)
+    atomic_write_json(project.cycle_path('stop.json'), record)
+    return record
 
 
 def _pool_dataset(project: LabelingProject, pipeline: List[Dict[str, Any]]) -> ImagePoolDataset:
@@ -167,19 +209,25 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     cfg = project_config(project, options)
     al = cfg.get('active_learning') or {}
     method = method_from_flags(al, scorer, selection, seed=project.state.cycle)
+    features = build_features(al.get('features'))
+    needs_model = method.requires - ({FEATURES} if features is not None else set())
     checkpoint = project.cycle_path('model.pth')
     model = None
     if osp.isfile(checkpoint):
         model = build_model(cfg, checkpoint)
-    elif method.requires and not project.labeled()['images']:
+    elif not needs_model:  # random, or a selector on label-free features: no model needed
+        pass
+    elif not project.labeled()['images']:
         print(f'note: nothing is labeled yet, so there is no model for {method.name}: the first batch is picked at '
               'random.')
         method = method_from_flags(None, 'Random', None, seed=project.state.cycle)
-    elif method.requires:
+    else:
         raise UserError(f'{method.name} needs a model and cycle {project.state.cycle} has none; run '
                         f'`al_project.py train {project.root}` first, or pick the first batch with --scorer Random.')
     spec = AcquisitionSpec(method, budget, budget_unit=budget_unit, box_threshold=box_threshold,
-                           adapter=al.get('adapter'), batch_size=batch_size, progress=progress, where='--')
+                           adapter=al.get('adapter'), batch_size=batch_size, progress=progress, features=features,
+                           features_cache=osp.join(project.root, 'features'),
+                           control_fraction=al.get('control_fraction', 0.0) if model is not None else 0.0, where='--')
     project.snapshot_labeled()
     positions = {im['id']: n for n, im in enumerate(project.pool)}
     unlabeled = [positions[i] for i in project.unlabeled_ids()]

@@ -154,7 +154,8 @@ class LabelingProject:
     # -- status -----------------------------------------------------------------------------------------
     def status(self) -> Dict[str, Any]:
         """The project at a glance: where it stands, what is labeled (images that came back without a
-        box counted apart), what is out, what the last import held and what its review found."""
+        box counted apart), what is out, what the last import held and what its review found, and with a
+        stopping rule, the agreements of successive models and whether it fires."""
         labeled = self.labeled()
         with_boxes = {a['image_id'] for a in labeled['annotations']}
         status = dict(project=self.root, cycle=self.state.cycle, next_step=self.state.step,
@@ -168,6 +169,11 @@ class LabelingProject:
         review = self.path(f'cycle_{self.state.cycle - 1}', 'review.json')
         if self.state.cycle > 0 and osp.isfile(review):
             status['last_review'] = read_json(review, 'the project is damaged.').get('summary', {})
+        stop = next((p for p in (self.path(f'cycle_{k}', 'stop.json') for k in range(self.state.cycle, -1, -1))
+                     if osp.isfile(p)), None)
+        if stop is not None:
+            signal = read_json(stop, 'the project is damaged.')
+            status['stopping_rule'] = {k: signal[k] for k in ('cycle', 'agreements', 'threshold', 'window', 'fires')}
         if self.state.labelstudio:
             status['labelstudio'] = self.state.labelstudio
         return status

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import UserError
 from ..fileio import atomic_write_json
 from ..schema import read_json
+from ..scoring.estimate import Estimate, labels_as_detections, map_estimate
 from ..scoring.review import TYPES, ReviewInputs, box_iou, review
 from .formats import BatchImage, Box, coco_images, labelstudio_tasks
 from .project import LabelingProject
@@ -82,9 +83,37 @@ def review_cycle(project: LabelingProject, cycle: int) -> Optional[Dict[str, Any
                    likely_missing_boxes=sum(m['missing'] >= SUSPICIOUS for im in images for m in im['missing_boxes']),
                    by_type={t: sum(im[t] >= SUSPICIOUS for im in images) for t in TYPES},
                    class_thresholds={c: round(float(t), 4) for c, t in zip(classes, scores.thresholds)})
+    control = control_estimate(project, cycle, returned, inputs, len(classes))
+    if control is not None:
+        summary['control'] = control
     record = dict(cycle=cycle, model=kept['model'], summary=summary, images=images)
     atomic_write_json(project.cycle_path('review.json', cycle=cycle), record)
     return record
+
+
+def control_estimate(project: LabelingProject, cycle: int, returned: List[Dict[str, Any]], inputs: ReviewInputs,
+                     num_classes: int) -> Optional[Dict[str, Any]]:
+    """The picking model's mAP (IoU 0.5) on the batch's random control share (``select`` with
+    ``active_learning.control_fraction``), with a 95 % bootstrap interval, and on the method's picks
+    (:mod:`mmal.scoring.estimate`); None when the batch had no control share."""
+    selected = read_json(project.cycle_path('selected.json', cycle=cycle), 'the project is damaged.')
+    drawn = set(selected.get('control') or [])
+    if not drawn:
+        return None
+    control_ids = {p['img_id'] for p in selected['selected'] if p['index'] in drawn}
+
+    def measure(rows: List[int]) -> Estimate:
+        return map_estimate([labels_as_detections(inputs.gt_boxes[n][inputs.gt_valid[n]].tolist(),
+                                                  inputs.gt_labels[n][inputs.gt_valid[n]].tolist()) for n in rows],
+                            [(inputs.pred_boxes[n][inputs.pred_valid[n]].tolist(),
+                              inputs.pred_scores[n][inputs.pred_valid[n]].tolist(),
+                              inputs.pred_labels[n][inputs.pred_valid[n]].tolist()) for n in rows],
+                            num_classes, seed=cycle)
+
+    rows = [n for n, im in enumerate(returned) if im['id'] in control_ids]
+    estimate = measure(rows)
+    picked = measure([n for n, im in enumerate(returned) if im['id'] not in control_ids])
+    return dict(mAP=estimate.to_json(), active_mAP=round(picked.value, 4))
 
 
 def summary_lines(record: Dict[str, Any], root: str, top: int = 5) -> List[str]:
@@ -95,6 +124,11 @@ def summary_lines(record: Dict[str, Any], root: str, top: int = 5) -> List[str]:
              f'of {s["images"]} images look suspicious (score >= {SUSPICIOUS}): {s["suspicious_labels"]} labels, '
              f'{s["likely_missing_boxes"]} likely missing boxes; per type: '
              + ', '.join(f'{t} {n}' for t, n in s['by_type'].items())]
+    if 'control' in s:
+        c = s['control']['mAP']
+        lines.append(f'the cycle {record["cycle"]} model on the random control share ({c["n"]} images): mAP '
+                     f'{c["value"]:.3f} (95 % {c["low"]:.3f}-{c["high"]:.3f}), an estimate of its mAP on the pool; on '
+                     f'the method\'s own picks {s["control"]["active_mAP"]:.3f}')
     for im in record['images'][:top]:
         if im['combined'] < SUSPICIOUS:
             break

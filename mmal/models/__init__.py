@@ -6,9 +6,10 @@ from .csd import CSDSingleStageDetector
 from .detection import DetectionAdapter, DetectorFamily
 from .llal import LLALSingleStageDetector, LossPredictionModule, margin_ranking_loss
 from .mixmatch import MixMatchClassifier, MultiViewDataPreprocessor
+from .simclr import SimCLR
 from .tiny_vgg import TinyVGG
 
 __all__ = ['BaseAdapter', 'DetectorFamily', 'CIFARResNet', 'ClassificationAdapter', 'CSDSingleStageDetector',
            'ImageClassifier', 'TinyVGG',
            'DetectionAdapter', 'LLALSingleStageDetector', 'LossPredictionModule', 'margin_ranking_loss',
-           'MixMatchClassifier', 'MultiViewDataPreprocessor']
+           'MixMatchClassifier', 'MultiViewDataPreprocessor', 'SimCLR']

@@ -54,8 +54,9 @@ class Run:
     work_dir: str
     rows: List[dict]
     metric: Optional[str] = None  # the metric the run's config names, when recorded
-    #: Per acquisition: ``dict(trial, num_labeled, acted_by)``, the selector that picked after the
-    #: cycle trained on ``num_labeled`` images (from each cycle's ``selected.json``).
+    #: Per acquisition: ``dict(trial, num_labeled, acted_by, coverage)``, the selector that picked after
+    #: the cycle trained on ``num_labeled`` images and the coverage a switch measured (or None), from
+    #: each cycle's ``selected.json``.
     acquisitions: List[dict] = field(default_factory=list)
 
 
@@ -98,8 +99,8 @@ def read_run(work_dir: str, name: Optional[str] = None, x: str = 'images') -> Ru
 
 
 def read_acquisitions(work_dir: str) -> List[dict]:
-    """``dict(trial, num_labeled, acted_by)`` of every acquisition of a run (empty for runs written
-    before ``selected.json`` recorded them)."""
+    """``dict(trial, num_labeled, acted_by, coverage)`` of every acquisition of a run (empty for runs
+    written before ``selected.json`` recorded them; coverage None where no switch measured one)."""
     out = []
     for path in sorted(glob.glob(osp.join(work_dir, 'trial_*', 'cycle_*', 'selected.json'))):
         try:
@@ -108,18 +109,24 @@ def read_acquisitions(work_dir: str) -> List[dict]:
         except (OSError, json.JSONDecodeError):
             continue
         if isinstance(record, dict) and isinstance(record.get('num_labeled'), int) and record.get('acted_by'):
+            coverage = record.get('coverage')
             out.append(dict(trial=record.get('trial', 0), num_labeled=record['num_labeled'],
-                            acted_by=str(record['acted_by'])))
+                            acted_by=str(record['acted_by']),
+                            coverage=float(coverage) if isinstance(coverage, (int, float)) else None))
     return out
 
 
 def selection_table(runs: Sequence[Run]) -> str:
     """Which selector picked at each labeled count, per method (``'TypiClust'``, or
-    ``'TypiClust 2, TopK 1'`` when trials differ); empty when no run recorded it."""
+    ``'TypiClust 2, TopK 1'`` when trials differ), with the mean coverage a switch measured there
+    (``'TypiClust (coverage 0.42)'``); empty when no run recorded it."""
     cells: Dict[Tuple[str, int], Dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    coverages: Dict[Tuple[str, int], List[float]] = defaultdict(list)
     for run in runs:
         for a in run.acquisitions:
             cells[run.name, a['num_labeled']][a['acted_by']] += 1
+            if a.get('coverage') is not None:
+                coverages[run.name, a['num_labeled']].append(a['coverage'])
     if not cells:
         return ''
     methods = list(dict.fromkeys(name for name, _ in cells))
@@ -130,7 +137,9 @@ def selection_table(runs: Sequence[Run]) -> str:
         row = []
         for method in methods:
             acted = cells.get((method, labeled), {})
-            row.append(next(iter(acted)) if len(acted) == 1 else ', '.join(f'{k} {v}' for k, v in acted.items()))
+            cell = next(iter(acted)) if len(acted) == 1 else ', '.join(f'{k} {v}' for k, v in acted.items())
+            measured = coverages.get((method, labeled))
+            row.append(f'{cell} (coverage {sum(measured) / len(measured):.2f})' if measured else cell)
         lines.append(f'| {labeled} | ' + ' | '.join(row) + ' |')
     return '\n'.join(lines)
 

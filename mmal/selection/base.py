@@ -110,6 +110,10 @@ class Selector:
         the picks of the first."""
         self.generator = torch.Generator().manual_seed(0 if self.seed is None else self.seed)
 
+    def report(self) -> Dict[str, float]:
+        """What the last :meth:`select` measured that a record should keep (e.g. a coverage); none here."""
+        return {}
+
     def scores_of(self, scores: Optional[Tensor]) -> Tensor:
         """``scores``, which a score-ranking selector must be given."""
         if scores is None:

@@ -11,6 +11,14 @@ selector below the switch point and another from it on. The switch point is one 
 - ``switch_coverage``: a criterion that needs no held-out labels: the fraction of the pool that lies
   within the ProbCover radius δ of a labeled image (δ given, or estimated by ProbCover's purity
   rule). Once the labeled set covers that much of the pool, typicality has little left to add.
+  Measured on label-free features (``active_learning.features``, :mod:`mmal.engine.features`) it
+  does not depend on the model trained on the few labels there are.
+
+With none given, the default rule is a count per class: switch once ``DEFAULT_PER_CLASS`` images
+per class are labeled (``num_classes`` needed). Hacohen et al. (2022) and Doucet et al. (2024, TCM)
+both find the crossover from typicality to uncertainty on CIFAR-10 at a budget of tens of images per
+class, earlier the better the representation; 20 per class is this toolkit's choice inside that
+range (not tuned on the tables in docs/acquisition.md).
 """
 from __future__ import annotations
 
@@ -25,6 +33,9 @@ from .base import Selector
 from .probcover import estimate_delta
 
 CRITERIA = ('switch_labeled', 'switch_per_class', 'switch_fraction', 'switch_coverage')
+
+#: Labeled images per class at which the default rule switches.
+DEFAULT_PER_CLASS = 20
 
 
 def coverage(x: Tensor, labeled: Tensor, delta: float) -> float:
@@ -60,7 +71,8 @@ class RegimeSwitch(Selector):
         low: Selector config of the low-budget regime (default ``TypiClust``).
         high: Selector config from the switch on (default ``TopK``, which ranks the run's scorer,
             e.g. ``Margin`` as in TCM).
-        switch_labeled: Switch once at least this many images are labeled.
+        switch_labeled: Switch once at least this many images are labeled. With no switch point at
+            all: ``switch_per_class=DEFAULT_PER_CLASS`` (the default rule, see the module docstring).
         switch_per_class: Switch once at least this many images per class are labeled
             (``num_classes`` times it).
         num_classes: Classes, for ``switch_per_class``.
@@ -84,8 +96,14 @@ class RegimeSwitch(Selector):
         super().__init__(**kwargs)
         given = [name for name, value in zip(CRITERIA, (switch_labeled, switch_per_class, switch_fraction,
                                                         switch_coverage)) if value is not None]
-        if len(given) != 1:
-            raise ValueError(f'RegimeSwitch takes exactly one switch point of {CRITERIA}, got {given or "none"}.')
+        if len(given) > 1:
+            raise ValueError(f'RegimeSwitch takes one switch point of {CRITERIA}, got {given}.')
+        if not given:  # the default rule
+            if not (isinstance(num_classes, int) and num_classes > 0):
+                raise ValueError(f'RegimeSwitch without a switch point switches at {DEFAULT_PER_CLASS} labeled images '
+                                 'per class and needs num_classes (a positive integer); give num_classes or one of '
+                                 f'{CRITERIA}.')
+            switch_per_class = DEFAULT_PER_CLASS
         if switch_per_class is not None and not (isinstance(num_classes, int) and num_classes > 0):
             raise ValueError('switch_per_class needs num_classes (a positive integer).')
         if switch_fraction is not None and (self.subset_size is not None or not 0 < switch_fraction < 1):
@@ -146,6 +164,10 @@ class RegimeSwitch(Selector):
         super().reset()
         self.low.reset()
         self.high.reset()
+
+    def report(self) -> Dict[str, float]:
+        """The coverage the last round measured (``switch_coverage``), rounded; else nothing."""
+        return {} if self.last_coverage is None else {'coverage': round(self.last_coverage, 4)}
 
     def acted_by(self) -> str:
         return self._acted or type(self).__name__
