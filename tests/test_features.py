@@ -192,3 +192,13 @@ def test_a_cache_folder_that_cannot_be_made_is_one_sentence_before_any_training(
     with pytest.raises(UserError, match=r'the feature cache \(active_learning.features.cache_dir\) .*/cache cannot be '
                                         r'a folder: .*/file is a file; choose another path.'):
         source.of(cifar_pool(cifar_root))
+
+
+def test_features_for_a_method_that_reads_none_is_one_sentence():
+    from mmengine.config import Config
+
+    from mmal.active.settings import ALSettings
+    cfg = Config(dict(active_learning=dict(initial_labeled=5, budget=5, num_cycles=2, scorer=dict(type='Entropy'),
+                                           features=dict(source='self_supervised'))))
+    with pytest.raises(UserError, match='features is set but Entropy \\+ TopK reads no features; use a selection'):
+        ALSettings.from_cfg(cfg)

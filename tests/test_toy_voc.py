@@ -83,3 +83,29 @@ def test_existing_data_is_kept_and_foreign_folders_refused(tmp_path):
         generate_toy_voc(str(foreign), spec)
     assert os.listdir(foreign) == ['a.jpg']
     assert not [p for p in os.listdir(tmp_path) if p.startswith('.toy_voc_tmp_')]
+
+
+def test_the_digits_set_is_real_handwriting_read_by_mmdet(tmp_path):
+    from conftest import REPO
+    from mmengine.config import Config
+
+    from mmal.datasets.digits_voc import DIGIT_CLASSES, generate_digits_voc
+    from mmal.errors import UserError
+    root = str(tmp_path / 'digits')
+    data_root = generate_digits_voc(root, num_trainval=12, num_test=4, max_objects=3, seed=1)
+    marker = osp.join(root, '.mmal_digits_voc_complete')
+    stamp = os.stat(marker).st_mtime_ns
+    assert generate_digits_voc(root, num_trainval=12, num_test=4, max_objects=3, seed=1) == data_root
+    assert os.stat(marker).st_mtime_ns == stamp  # a complete set of the same settings is kept
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'ssd_digitsvoc_al.py'))
+    assert cfg.model.bbox_head.num_classes == len(DIGIT_CLASSES) == 10
+    for loader, count in (('train_dataloader', 12), ('test_dataloader', 4)):
+        dataset = DATASETS.build(dict(cfg[loader].dataset.to_dict(), data_root=data_root, pipeline=[]))
+        assert len(dataset) == count and dataset.metainfo['classes'] == DIGIT_CLASSES
+        boxes = [inst for i in range(count) for inst in dataset.get_data_info(i)['instances']]
+        assert boxes and all(0 <= b['bbox'][0] < b['bbox'][2] <= 128 and 0 <= b['bbox'][1] < b['bbox'][3] <= 128
+                             and 0 <= b['bbox_label'] < 10 for b in boxes)
+    (tmp_path / 'other').mkdir()
+    (tmp_path / 'other' / 'mine.txt').write_text('x')
+    with pytest.raises(UserError, match='is not a digits set made by mmal'):
+        generate_digits_voc(str(tmp_path / 'other'))

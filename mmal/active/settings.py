@@ -8,6 +8,7 @@ from ..datasets.annotations import AnnotationPolicy
 from ..engine.features import FeatureSource, build_features
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
+from ..outputs import FEATURES
 from ..registry import ANNOTATORS, CYCLE_HOOKS
 from .stopping import StopRule
 
@@ -187,6 +188,10 @@ class ALSettings:
             raise UserError("active_learning.control_fraction needs budget_unit='images'.")
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
+        if self.feature_source is not None and FEATURES not in self.acquisition.requires:
+            raise UserError(f'active_learning.features is set but {self.acquisition.name} reads no features; use a '
+                            'selection that does (TypiClust, ProbCover, KCenterGreedy, RegimeSwitch with '
+                            'switch_coverage) or drop features.')
 
     def method(self, trial: int, cycle: int) -> AcquisitionMethod:
         """The scorer and selector of (trial, cycle): the run's method, seeded with the cycle's seed."""

@@ -210,6 +210,9 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     al = cfg.get('active_learning') or {}
     method = method_from_flags(al, scorer, selection, seed=project.state.cycle)
     features = build_features(al.get('features'))
+    control = al.get('control_fraction', 0.0)
+    if isinstance(control, bool) or not isinstance(control, (int, float)) or not 0 <= control < 1:
+        raise UserError(f'active_learning.control_fraction must lie in [0, 1), got {control!r}.')
     needs_model = method.requires - ({FEATURES} if features is not None else set())
     checkpoint = project.cycle_path('model.pth')
     model = None
@@ -227,7 +230,7 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     spec = AcquisitionSpec(method, budget, budget_unit=budget_unit, box_threshold=box_threshold,
                            adapter=al.get('adapter'), batch_size=batch_size, progress=progress, features=features,
                            features_cache=osp.join(project.root, 'features'),
-                           control_fraction=al.get('control_fraction', 0.0) if model is not None else 0.0, where='--')
+                           control_fraction=control if model is not None else 0.0, where='--')
     project.snapshot_labeled()
     positions = {im['id']: n for n, im in enumerate(project.pool)}
     unlabeled = [positions[i] for i in project.unlabeled_ids()]

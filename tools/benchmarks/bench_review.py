@@ -4,7 +4,7 @@ noise does re-reviewing the most suspicious images recover?
 
     python tools/benchmarks/bench_review.py [--seeds 3] [--jobs 2] [--work-dir work_dirs/bench_review]
                                             [--cleanlab .venv-cleanlab/bin/python] [--iters 500]
-                                            [--max-objects 3 --data-seed 0] [--review-only]
+                                            [--max-objects 3 --data-seed 0] [--digits] [--review-only]
 
 Per seed (its own split, noise and training seed), one process with one torch thread:
 
@@ -22,7 +22,9 @@ Per seed (its own split, noise and training seed), one process with one torch th
    the test mAP of each.
 
 ``--max-objects`` and ``--data-seed`` generate another toy set (e.g. crowded images: ``--max-objects 6
---data-seed 1 --toy-root data/toy_voc_crowded``); ``--review-only`` stops after step 2. Prints a
+--data-seed 1 --toy-root data/toy_voc_crowded``); ``--digits`` runs on real handwriting instead
+(:mod:`mmal.datasets.digits_voc`, ``configs/demo/ssd_digitsvoc_al.py``); ``--review-only`` stops
+after step 2. Prints a
 table of mean +- std over the seeds and ends with a JSON line of every figure.
 """
 from __future__ import annotations
@@ -43,6 +45,8 @@ from typing import Any, Dict, List, Sequence
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 CONFIG = osp.join(ROOT, 'configs', 'demo', 'ssd_toyvoc_al.py')
+#: ``--digits``: the same schedule on real handwriting (mmal.datasets.digits_voc).
+DIGITS_CONFIG = osp.join(ROOT, 'configs', 'demo', 'ssd_digitsvoc_al.py')
 NOISE = dict(drop=0.1, swap=0.1, shift=0.1)
 TYPE_SCORE = dict(drop='missing', swap='wrong_class', shift='badly_located')
 CLEANLAB_SCORE = dict(drop='compute_overlooked_box_scores', swap='compute_swap_box_scores',
@@ -120,7 +124,7 @@ def train_and_test(cfg: Any, pool_cfg: dict, indices: List[int], work_dir: str, 
 
 
 def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int,
-             review_only: bool = False) -> Dict[str, Any]:
+             review_only: bool = False, config: str = CONFIG) -> Dict[str, Any]:
     """Steps 1-3 of the module docstring for one seed; returns its figures."""
     import torch
     from mmengine.config import Config
@@ -133,7 +137,7 @@ def one_seed(seed: int, data_root: str, work_dir: str, cleanlab: str, iters: int
     from mmal.engine.hooks import scoring_pipeline
     from mmal.scoring.review import ReviewInputs, review
     torch.set_num_threads(1)
-    cfg = Config.fromfile(CONFIG)
+    cfg = Config.fromfile(config)
     for loader in ('train_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = data_root
     cfg.merge_from_dict(dict(log_level='WARNING', val_cfg=None, val_dataloader=None, val_evaluator=None))
@@ -248,7 +252,7 @@ def run_seed(seed: int, args: argparse.Namespace, data_root: str) -> Dict[str, A
         code = (f'import json, sys; sys.path.insert(0, {ROOT!r}); sys.argv = ["bench_review"]; '
                 f'from tools.benchmarks.bench_review import one_seed; '
                 f'json.dump(one_seed({seed}, {data_root!r}, {work!r}, {args.cleanlab!r}, {args.iters}, '
-                f'{args.review_only}), '
+                f'{args.review_only}, {DIGITS_CONFIG if args.digits else CONFIG!r}), '
                 f'open({result!r}, "w"))')
         proc = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, cwd=ROOT)
         if proc.returncode != 0:
@@ -267,22 +271,32 @@ def main() -> None:
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument('--iters', type=int, default=500, help='training iterations of every model')
     parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'bench_review'))
-    parser.add_argument('--toy-root', default=osp.join(ROOT, 'data', 'toy_voc'))
-    parser.add_argument('--max-objects', type=int, default=3, help='the toy set\'s most objects per image')
+    parser.add_argument('--toy-root', help='the data (default data/toy_voc, or data/digits_voc with --digits)')
+    parser.add_argument('--max-objects', type=int, default=3, help='the data set\'s most objects per image')
     parser.add_argument('--data-seed', type=int, default=0, help='the toy set\'s generator seed')
     parser.add_argument('--review-only', action='store_true', help='rank errors only: no mAP trainings')
+    parser.add_argument('--digits', action='store_true',
+                        help='real handwriting instead of the toy shapes (mmal.datasets.digits_voc, up to '
+                             '--max-objects a scan-made image; --toy-root default data/digits_voc)')
     parser.add_argument('--cleanlab', default=osp.join(ROOT, '.venv-cleanlab', 'bin', 'python'),
                         help='a Python with cleanlab installed (python -m venv .venv-cleanlab && '
                              '.venv-cleanlab/bin/pip install cleanlab==2.7.1)')
     args = parser.parse_args()
     if not osp.isfile(args.cleanlab):
         sys.exit(f'error: {args.cleanlab} does not exist; install cleanlab into its own environment (see --help).')
-    from mmal.datasets import ToyVOCSpec, generate_toy_voc
-    data_root = generate_toy_voc(args.toy_root, ToyVOCSpec(max_objects=args.max_objects, seed=args.data_seed))
+    if args.digits:
+        from mmal.datasets.digits_voc import generate_digits_voc
+        data_root = generate_digits_voc(args.toy_root or osp.join(ROOT, 'data', 'digits_voc'),
+                                        max_objects=args.max_objects, seed=args.data_seed)
+    else:
+        from mmal.datasets import ToyVOCSpec, generate_toy_voc
+        data_root = generate_toy_voc(args.toy_root or osp.join(ROOT, 'data', 'toy_voc'),
+                                     ToyVOCSpec(max_objects=args.max_objects, seed=args.data_seed))
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda s: run_seed(s, args, data_root), reversed(range(args.seeds))))
     results.sort(key=lambda r: r['seed'])
-    print(f'\nlabel review on toy VOC, noise {NOISE}, {len(results)} seeds (300 clean + 200 returned images each)')
+    data = 'digits' if args.digits else 'toy'
+    print(f'\nlabel review on {data} VOC, noise {NOISE}, {len(results)} seeds (300 clean + 200 returned images each)')
     print(f'{"ranking AP":<16} {"mmal review":>16} {"cleanlab 2.7.1":>16} {"base rate":>10}')
     for key in results[0]['ap']:
         print(f'{key:<16} {mean_std([r["ap"][key]["mmal"] for r in results]):>16} '
