@@ -1,5 +1,5 @@
 # The toy SSD's active-learning schedule (ssd_toyvoc_al.py) on a detection set of real handwriting:
-# UCI digit scans on the toy backgrounds, 10 classes (python -m mmal.datasets.digits_voc --out
+# UCI digit scans inked on coloured paper, 10 classes (python -m mmal.datasets.digits_voc --out
 # data/digits_voc). No horizontal flip in training: a mirrored digit is another glyph.
 _base_ = './ssd_toyvoc_al.py'
 
