@@ -1,8 +1,9 @@
 """A detection set of real handwriting in PASCAL VOC layout: the UCI handwritten digits that
 scikit-learn ships (1,797 scans, 8x8 pixels, 10 classes; no download), up to ``max_objects`` of
 them scaled (20-49 px wide) and inked in a dark colour on 128 px paper of a light colour with a
-little texture, each box tight around its strokes. Training and test images draw from disjoint scans (the first 1,347 and the last 450), so
-no test glyph was seen in training. The class of an object is its digit (``'0'`` ... ``'9'``).
+little texture, each box tight around its strokes. Training and test images draw from disjoint
+scans (the first 1,347 and the last 450), so no test glyph was seen in training. The class of an
+object is its digit (``'0'`` ... ``'9'``).
 
 The layout is the toy set's (read by mmdet's ``VOCDataset`` and ``VOCMetric`` unchanged)::
 
@@ -15,15 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import shutil
-import tempfile
 from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from ..errors import UserError
-from .toy_voc import Box, _annotation_xml, _iou
+from .toy_voc import Box, _annotation_xml, _iou, write_voc_atomically
 
 DIGIT_CLASSES: Tuple[str, ...] = tuple(str(d) for d in range(10))
 #: Scans of the training images (the rest are the test images').
@@ -85,7 +84,7 @@ def _write_split(voc: str, rng: np.random.Generator, scans: np.ndarray, targets:
         f.write('\n'.join(ids) + '\n')
 
 
-def generate_digits_voc(root: str, num_trainval: int = 800, num_test: int = 300, max_objects: int = 4,
+def generate_digits_voc(root: str, num_trainval: int = 800, num_test: int = 300, max_objects: int = 3,
                         seed: int = 0, image_size: int = 128) -> str:
     """Write the set under ``root`` (once: a complete one of the same settings is kept) through a
     temporary folder moved into place at the end; return the ``data_root`` for mmdet (``root/VOCdevkit/``).
@@ -102,25 +101,14 @@ def generate_digits_voc(root: str, num_trainval: int = 800, num_test: int = 300,
         raise UserError(f'{root} exists and is not a digits set made by mmal; choose another output folder or '
                         'remove it.')
     scans, targets = _scans()
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.digits_voc_tmp_', dir=parent)
-    try:
-        voc = osp.join(tmp, 'VOCdevkit', 'DigitsVOC')
-        for sub in ('JPEGImages', 'Annotations', osp.join('ImageSets', 'Main')):
-            os.makedirs(osp.join(voc, sub))
+
+    def fill(voc: str) -> None:
         rng = np.random.default_rng(seed)
         _write_split(voc, rng, scans[:TRAIN_SCANS], targets[:TRAIN_SCANS], 'trainval', num_trainval, image_size,
                      max_objects)
         _write_split(voc, rng, scans[TRAIN_SCANS:], targets[TRAIN_SCANS:], 'test', num_test, image_size, max_objects)
-        with open(osp.join(tmp, _DONE_MARKER), 'w') as f:
-            f.write(settings)
-        if osp.exists(root):
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_voc_atomically(root, 'DigitsVOC', _DONE_MARKER, settings, fill)
     return data_root
 
 
@@ -129,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument('--out', default='data/digits_voc', help='output folder')
     parser.add_argument('--num-trainval', type=int, default=800)
     parser.add_argument('--num-test', type=int, default=300)
-    parser.add_argument('--max-objects', type=int, default=4)
+    parser.add_argument('--max-objects', type=int, default=3)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     print(generate_digits_voc(args.out, args.num_trainval, args.num_test, args.max_objects, args.seed))

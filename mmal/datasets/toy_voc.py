@@ -21,7 +21,7 @@ import os.path as osp
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 import cv2
@@ -217,27 +217,39 @@ def generate_toy_voc(root: str, spec: ToyVOCSpec = ToyVOCSpec(), overwrite: bool
     if osp.exists(root) and not osp.isfile(osp.join(root, _DONE_MARKER)) and os.listdir(root):
         raise FileExistsError(f'{root} exists and is not a toy VOC dataset made by mmal; '
                               'choose another output folder or remove it.')
-    parent = osp.dirname(osp.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix='.toy_voc_tmp_', dir=parent)
-    try:
-        voc = osp.join(tmp, 'VOCdevkit', 'ToyVOC')
-        for sub in ('JPEGImages', 'Annotations', osp.join('ImageSets', 'Main')):
-            os.makedirs(osp.join(voc, sub))
+
+    def fill(voc: str) -> None:
         rng = np.random.default_rng(spec.seed)
         uniform = [1.0 / len(TOY_CLASSES)] * len(TOY_CLASSES)
-        _write_split(voc, rng, spec, 'trainval', spec.num_trainval, POOL_FREQUENCIES,
-                     spec.duplicate_fraction, 0)
+        _write_split(voc, rng, spec, 'trainval', spec.num_trainval, POOL_FREQUENCIES, spec.duplicate_fraction, 0)
         _write_split(voc, rng, spec, 'test', spec.num_test, uniform, 0.0, 0)
-        with open(osp.join(tmp, _DONE_MARKER), 'w') as f:
-            f.write(_marker_text(spec))
+
+    write_voc_atomically(root, 'ToyVOC', _DONE_MARKER, _marker_text(spec), fill)
+    return data_root
+
+
+def write_voc_atomically(root: str, folder: str, marker: str, marker_text: str,
+                         fill: Callable[[str], None]) -> None:
+    """Make ``root`` through a temporary folder beside it, so that an interrupted run never leaves a
+    half-written data set: ``fill(voc)`` writes into ``VOCdevkit/<folder>`` (its ``JPEGImages``,
+    ``Annotations`` and ``ImageSets/Main`` made), the ``marker`` file (``marker_text``) comes last,
+    and the folder replaces ``root``."""
+    parent = osp.dirname(osp.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f'.{folder.lower()}_tmp_', dir=parent)
+    try:
+        voc = osp.join(tmp, 'VOCdevkit', folder)
+        for sub in ('JPEGImages', 'Annotations', osp.join('ImageSets', 'Main')):
+            os.makedirs(osp.join(voc, sub))
+        fill(voc)
+        with open(osp.join(tmp, marker), 'w') as f:
+            f.write(marker_text)
         if osp.exists(root):
             shutil.rmtree(root)
         os.replace(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return data_root
 
 
 def main(argv: Sequence[str] | None = None) -> None:
