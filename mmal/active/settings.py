@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Union
 
 from ..datasets.annotations import AnnotationPolicy
+from ..engine.acquisition import check_control_fraction
 from ..engine.features import FeatureSource, build_features
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
@@ -181,11 +182,7 @@ class ALSettings:
         object.__setattr__(self, 'labeler', None if self.annotator is None else _build_annotator(self.annotator))
         object.__setattr__(self, 'stop_rule', StopRule.from_cfg(self.stop))
         object.__setattr__(self, 'feature_source', build_features(self.features))
-        if isinstance(self.control_fraction, bool) or not isinstance(self.control_fraction, (int, float)) \
-                or not 0 <= self.control_fraction < 1:
-            raise UserError(f'active_learning.control_fraction must lie in [0, 1), got {self.control_fraction!r}.')
-        if self.control_fraction and self.budget_unit != 'images':
-            raise UserError("active_learning.control_fraction needs budget_unit='images'.")
+        check_control_fraction(self.control_fraction, self.budget_unit, 'active_learning.')
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
         if self.feature_source is not None and FEATURES not in self.acquisition.requires:

@@ -423,6 +423,19 @@ class AcquisitionService:
 BUDGET_UNITS = ('images', 'boxes')
 
 
+def check_control_fraction(value: Any, budget_unit: str = 'images', where: str = '') -> None:
+    """Check a control share (:attr:`AcquisitionSpec.control_fraction`) wherever a config or flag names it.
+
+    Raises:
+        UserError: Not a number in [0, 1), or a share of a budget that is not in images.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(f'{where}control_fraction must lie in [0, 1), got {value!r}.')
+    if value and budget_unit != 'images':
+        raise UserError(f"{where}control_fraction needs a budget in images; set budget_unit='images' or "
+                        'control_fraction=0.')
+
+
 @dataclass(frozen=True)
 class AcquisitionSpec:
     """What one acquisition asks for, checked once when it is made.
@@ -469,12 +482,7 @@ class AcquisitionSpec:
             raise UserError(f'{self.where}box_threshold must lie in [0, 1], got {self.box_threshold!r}.')
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise UserError(f'{self.where}batch_size must be a positive number of images, got {self.batch_size!r}.')
-        if isinstance(self.control_fraction, bool) or not isinstance(self.control_fraction, (int, float)) \
-                or not 0 <= self.control_fraction < 1:
-            raise UserError(f'{self.where}control_fraction must lie in [0, 1), got {self.control_fraction!r}.')
-        if self.control_fraction and self.budget_unit != 'images':
-            raise UserError(f"{self.where}control_fraction needs a budget in images; set budget_unit='images' or "
-                            'control_fraction=0.')
+        check_control_fraction(self.control_fraction, self.budget_unit, self.where)
 
     @property
     def num_control(self) -> int:

@@ -19,7 +19,7 @@ from ..active.stopping import StopRule
 from ..checkpoint import load_weights
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
-from ..engine.acquisition import AcquisitionSpec, acquire, predict_boxes
+from ..engine.acquisition import AcquisitionSpec, acquire, check_control_fraction, predict_boxes
 from ..engine.features import build_features
 from ..engine.hooks import scoring_pipeline, with_hooks
 from ..engine.method import method_from_flags
@@ -211,8 +211,7 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
     method = method_from_flags(al, scorer, selection, seed=project.state.cycle)
     features = build_features(al.get('features'))
     control = al.get('control_fraction', 0.0)
-    if isinstance(control, bool) or not isinstance(control, (int, float)) or not 0 <= control < 1:
-        raise UserError(f'active_learning.control_fraction must lie in [0, 1), got {control!r}.')
+    check_control_fraction(control, budget_unit, 'active_learning.')
     needs_model = method.requires - ({FEATURES} if features is not None else set())
     checkpoint = project.cycle_path('model.pth')
     model = None
