@@ -10,6 +10,7 @@ Anything else is refused with one sentence naming the file, unless the user trus
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import os.path as osp
@@ -172,3 +173,14 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
     if isinstance(meta, dict) and meta.get(CLASS_QUALITY_ATTR) is not None:
         setattr(model, CLASS_QUALITY_ATTR, torch.as_tensor(meta[CLASS_QUALITY_ATTR], dtype=torch.float32))
+
+
+def build_model(cfg: Any, checkpoint: str) -> torch.nn.Module:
+    """The config's model (``cfg.model``, any mmdet-scope type) with the weights of ``checkpoint``, in eval mode."""
+    from mmdet.registry import MODELS  # the registry that builds every model a config names
+    model_cfg = copy.deepcopy(cfg.model)
+    if model_cfg.get('backbone', {}).get('init_cfg'):
+        model_cfg['backbone']['init_cfg'] = None  # the checkpoint has the weights
+    model = MODELS.build(model_cfg)
+    load_weights(model, checkpoint)
+    return model.eval()

@@ -230,7 +230,12 @@ def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path
     control = record['summary']['control']
     assert control['mAP']['n'] == 3 and control['mAP']['low'] <= control['mAP']['value'] <= control['mAP']['high']
     assert re.search(r'the cycle 1 model on the random control share \(3 images\): mAP [\d.]+ \(95 % [\d.]+-[\d.]+\), '
-                     r'an estimate of its mAP on the pool; on the method\'s own picks [\d.]+', out), out
+                     r'an estimate of its mAP on the images the method left; on the method\'s own picks [\d.]+',
+                     out), out
+    pooled = control['pool_mAP']  # 3 picks and 3 control images standing for the images the picks left
+    assert pooled['n'] == 6 and pooled['low'] <= pooled['value'] <= pooled['high']
+    assert 'its mAP on the whole pool it picked from, picks and control weighted by how likely each was to be ' \
+           'labeled' in out
     assert len(record['images']) == 6 and [im['combined'] for im in record['images']] == sorted(
         (im['combined'] for im in record['images']), reverse=True)
     assert all(0 <= im[t] <= 1 for im in record['images'] for t in ('missing', 'spurious', 'wrong_class',

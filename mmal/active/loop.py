@@ -25,24 +25,28 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from .. import interrupt
-from ..checkpoint import config_checkpoints, read_checkpoint
+from ..checkpoint import build_model, config_checkpoints, read_checkpoint
 from ..datasets.annotations import SanitizedAnnotations, apply_policy, find_annotation_problems
 from ..datasets.errors import build_dataset
 from ..datasets.unreadable import is_unreadable
-from ..engine.acquisition import AcquisitionSpec, acquire, predict_boxes, predict_classes
+from ..engine.acquisition import AcquisitionSpec, acquire, predict_boxes, predict_confidences
 from ..engine.hooks import scoring_model, scoring_pipeline
 from ..engine.training import train_and_save
 from ..errors import UserError
 from ..records import CycleMetrics, LabeledSet
 from ..registry import CYCLE_HOOKS
 from ..scoring.agreement import cohen_kappa, detection_agreement
-from .control import PREFIX, control_metrics
+from .control import GAIN, PREFIX, control_metrics, split_batch
 from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
 from .preflight import check_run_inputs
 from .runner_config import cycle_config, data_roots, with_pipeline
 from .settings import ALSettings
 from .state import RunState
-from .stopping import AGREEMENT, stop_record
+from .stopping import AGREEMENT, CONFIDENCE, stop_record
+
+#: The shadow models of ``active_learning.gain_estimate``, in ``cycle_<k>/gain/<name>``: trained on the
+#: previous labeled set plus the previous batch's first picks, or plus as many of its control images.
+SHADOWS = ('picked', 'random')
 
 
 def pool_boxes(pool: Any) -> Optional[List[int]]:
@@ -212,6 +216,8 @@ class ActiveLearningLoop:
         train_seconds, start = time.time() - start, time.time()
         ends = self._stopping(trial, cycle)
         if cycle < self.al.num_cycles - 1 and not ends and self.state.read(trial, cycle, 'selected.json') is None:
+            if self.al.gain_estimate and cycle > 0:  # scored with the picking model on this cycle's batch
+                self._train_shadows(trial, cycle)
             self._acquire(trial, cycle, labeled, runner)
         if self.is_main:  # the saved pieces of the scoring pass, once selected.json holds its outcome
             shutil.rmtree(osp.join(self.state.cycle_dir(trial, cycle), 'acquisition'), ignore_errors=True)
@@ -293,6 +299,9 @@ class ActiveLearningLoop:
             agreement = self._agreement(trial, cycle, runner)
             if agreement is not None:
                 values[AGREEMENT] = agreement
+            confidence = self._confidence(trial, cycle)
+            if confidence is not None:
+                values[CONFIDENCE] = confidence
             metrics = CycleMetrics(trial=trial, cycle=cycle, num_labeled=len(labeled), metrics=values,
                                    num_boxes=None if self.boxes is None else sum(self.boxes[i] for i in labeled))
             if self.is_main:
@@ -314,8 +323,9 @@ class ActiveLearningLoop:
                 boxes = predict_boxes(model, self.scoring_pool(), 0.05, self.al.batch_size, indices)
                 found = dict(kind='boxes', images={str(i): list(d) for i, d in boxes.items()})
             else:
-                classes = predict_classes(model, self.scoring_pool(), self.al.batch_size, indices)
-                found = dict(kind='classes', images={str(i): c for i, c in classes.items()})
+                classes = predict_confidences(model, self.scoring_pool(), self.al.batch_size, indices)
+                found = dict(kind='classes', images={str(i): c for i, (c, _) in classes.items()},
+                             confidence={str(i): p for i, (_, p) in classes.items()})
             if self.is_main:
                 self.state.write(trial, cycle, 'stop_predictions.json', found)
         previous = self.state.read(trial, cycle - 1, 'stop_predictions.json') if cycle > 0 else None
@@ -331,12 +341,22 @@ class ActiveLearningLoop:
                            max(num_classes, 1 + max([found['images'][k] for k in common] +
                                                     [previous['images'][k] for k in common], default=0)))
 
+    def _confidence(self, trial: int, cycle: int) -> Optional[float]:
+        """A classifier's average confidence on the trial's stop set (:data:`CONFIDENCE`), or None."""
+        found = self.state.read(trial, cycle, 'stop_predictions.json') if self.al.stop_rule is not None else None
+        confidence = (found or {}).get('confidence')
+        return sum(confidence.values()) / len(confidence) if confidence else None
+
     def _score_control(self, trial: int, cycle: int, selection: Any, runner: Runner) -> None:
         """Rank 0, with a control share: the cycle's model on it and on the method's picks, against the
         labels that come back, added to the cycle's metrics (``results.csv``)."""
+        paths = [self.state.path(trial, cycle, osp.join('gain', name, 'model.pth')) for name in SHADOWS]
+        shadows = None
+        if self.al.gain_estimate and all(osp.isfile(p) for p in paths):
+            shadows = (build_model(self.cfg, paths[0]), build_model(self.cfg, paths[1]))
         values = control_metrics(scoring_model(runner).eval(), self.pool, self.scoring_pool(), selection,
                                  self.al.labeler, self.boxes is not None, self.al.batch_size,
-                                 self.al.cycle_seed(trial, cycle))
+                                 self.al.cycle_seed(trial, cycle), shadows)
         metrics = self.state.metrics(trial, cycle)
         if not values or metrics is None:
             return
@@ -345,9 +365,17 @@ class ActiveLearningLoop:
         self.state.write_results()
         name = next(iter(values))
         measure, count = name[len(PREFIX):], int(values[PREFIX + 'num_images'])
+        pool = PREFIX + 'pool_' + measure
         self.logger.info(f'[al] trial {trial} cycle {cycle}: on the random control share ({count} images) the model '
                          f'scores {measure} {values[name]:.3f} (95 % {values[name + "_low"]:.3f}-'
-                         f'{values[name + "_high"]:.3f}); on its own picks {values[PREFIX + "active_" + measure]:.3f}')
+                         f'{values[name + "_high"]:.3f}); on its own picks {values[PREFIX + "active_" + measure]:.3f}; '
+                         f'on the whole unlabeled pool, estimated {values[pool]:.3f} (95 % {values[pool + "_low"]:.3f}-'
+                         f'{values[pool + "_high"]:.3f})')
+        gain = GAIN + measure
+        if gain in values:
+            self.logger.info(f'[al] trial {trial} cycle {cycle}: the last batch\'s picks beat as many random images by '
+                             f'{values[gain]:+.3f} {measure} on the pool (95 % {values[gain + "_low"]:+.3f} to '
+                             f'{values[gain + "_high"]:+.3f}; shadow models, scored on this batch)')
 
     def _stopping(self, trial: int, cycle: int) -> bool:
         """Whether the stopping rule fires at this cycle and ends the trial; said (and ``stop.json``
@@ -369,11 +397,14 @@ class ActiveLearningLoop:
                              + ('the trial ends here.' if rule.end_trial else 'going on (end_trial=False).'))
         return rule.end_trial
 
-    def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None) -> Runner:
+    def _runner(self, trial: int, cycle: int, load_from: Optional[str] = None, folder: str = '') -> Runner:
+        """The cycle's runner; ``folder``: a sub-folder of the cycle with its own ``labeled.json`` (a shadow)."""
         pool_cfg = self.pool_cfg if self.al.labeler is None else dict(
             type='Relabeled', dataset=self.pool_cfg, labels_file=self.state.path(trial, cycle, 'annotations.json'))
-        cfg = cycle_config(self.cfg, f'trial{trial}_cycle{cycle}', pool_cfg, self.state.cycle_dir(trial, cycle),
-                           self.state.path(trial, cycle, 'labeled.json'), self.al.cycle_seed(trial, cycle),
+        cfg = cycle_config(self.cfg, f'trial{trial}_cycle{cycle}', pool_cfg,
+                           osp.join(self.state.cycle_dir(trial, cycle), folder),
+                           self.state.path(trial, cycle, osp.join(folder, 'labeled.json')),
+                           self.al.cycle_seed(trial, cycle),
                            load_from=load_from, semi_supervised=self.al.semi_supervised, progress=self.progress,
                            launcher=self.launcher, training_hooks=self.al.method(trial, cycle).training_hooks)
         return Runner.from_cfg(cfg)
@@ -396,6 +427,43 @@ class ActiveLearningLoop:
         train_and_save(runner, self.state.path(trial, cycle, 'model.pth'), f'trial {trial} cycle {cycle}',
                        'with --resume')
         return runner
+
+    def _train_shadows(self, trial: int, cycle: int) -> None:
+        """With ``gain_estimate``: the two shadow models of :data:`SHADOWS`, each trained (as the cycle's
+        model is, same seed) and tested unless its ``model.pth`` exists; their test metrics go to
+        ``gain/<name>/metrics.json`` (the gain on the test set, beside the estimate)."""
+        before = self.state.labeled(trial, cycle - 1, len(self.pool))
+        previous = self.state.selection(trial, cycle - 1, len(self.pool))
+        if before is None or previous is None:
+            return
+        active, control, _ = split_batch(previous)
+        size = min(len(active), len(control))
+        for name, added in zip(SHADOWS, (active[:size], control[:size])):
+            folder = osp.join('gain', name)
+            model_path = self.state.path(trial, cycle, osp.join(folder, 'model.pth'))
+            if osp.isfile(model_path):
+                continue
+            indices = sorted(set(before.indices) | set(added))
+            if self.is_main:
+                self.state.write(trial, cycle, osp.join(folder, 'labeled.json'), LabeledSet(
+                    trial=trial, cycle=cycle, seed=self.al.cycle_seed(trial, cycle), indices=indices,
+                    image_ids=[str(self.pool.get_data_info(i).get('img_id', i)) for i in indices]).to_json())
+            barrier()
+            train_dir = osp.join(self.state.cycle_dir(trial, cycle), folder, 'train')
+            if self.is_main and osp.isdir(train_dir):
+                shutil.rmtree(train_dir)
+            barrier()
+            load_from = self.cfg.get('load_from')
+            if self.al.retrain == 'finetune':
+                load_from = self.state.path(trial, cycle - 1, 'model.pth')
+            runner = self._runner(trial, cycle, load_from=load_from, folder=folder)
+            train_and_save(runner, model_path, f'trial {trial} cycle {cycle} ({name} shadow)', 'with --resume')
+            results = {k: float(v) for k, v in runner.test().items()}
+            if self.is_main:
+                self.state.write(trial, cycle, osp.join(folder, 'metrics.json'),
+                                 dict(num_labeled=len(indices), metrics=results))
+            del runner
+            gc.collect()
 
     def _spec(self, trial: int, cycle: int) -> AcquisitionSpec:
         """The acquisition of (trial, cycle): the run's method with the cycle's seed, its budget."""

@@ -78,6 +78,10 @@ class ALSettings:
             (SimCLR on the pool, cached) or ``dict(source='checkpoint', checkpoint=..., backbone=...)``.
         control_fraction: The share of each batch drawn uniformly at random (default 0: none); the
             cycle's model is scored on it once its labels come back (:mod:`mmal.active.control`).
+        gain_estimate: Estimate each batch's gain over random (``gain/<measure>`` with a 95 %
+            interval): two shadow models per cycle, trained on the labeled set before the batch plus
+            its first picks or its control images, scored on the next batch's returned labels. Needs
+            a ``control_fraction``; costs two more trainings a cycle (default False).
     """
 
     initial_labeled: Union[int, float]
@@ -101,6 +105,7 @@ class ALSettings:
     stop: Optional[dict] = None
     features: Optional[dict] = None
     control_fraction: float = 0.0
+    gain_estimate: bool = False
     #: The scorer and selector, built once (:meth:`method` reseeds them per cycle).
     acquisition: AcquisitionMethod = field(init=False, repr=False, compare=False)
     #: What to do with bad boxes (from ``annotations``).
@@ -183,6 +188,11 @@ class ALSettings:
         object.__setattr__(self, 'stop_rule', StopRule.from_cfg(self.stop))
         object.__setattr__(self, 'feature_source', build_features(self.features))
         check_control_fraction(self.control_fraction, self.budget_unit, 'active_learning.')
+        if not isinstance(self.gain_estimate, bool):
+            raise UserError(f'active_learning.gain_estimate must be True or False, got {self.gain_estimate!r}.')
+        if self.gain_estimate and not self.control_fraction:
+            raise UserError('active_learning.gain_estimate compares the picks with a random control share and there '
+                            'is none; set control_fraction (e.g. 0.5) or drop gain_estimate.')
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
         if self.feature_source is not None and FEATURES not in self.acquisition.requires:

@@ -454,8 +454,8 @@ class AcquisitionSpec:
         features: A label-free feature source for the selector (:mod:`mmal.engine.features`); None:
             the model's features.
         features_cache: The run's cache folder of those features (the source's ``cache_dir`` wins).
-        control_fraction: The share of the budget drawn uniformly at random from the unlabeled pool
-            before the method picks the rest (a control for :mod:`mmal.scoring.estimate`); 0: none.
+        control_fraction: The share of the budget drawn uniformly at random from the unlabeled images
+            the method's picks left (a control for :mod:`mmal.scoring.estimate`); 0: none.
         where: How the user named these values, prefixed to messages (e.g. ``'--'``).
     """
 
@@ -524,7 +524,7 @@ def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, lab
         budget is in boxes: ``num_boxes``, or ``estimated_boxes`` when the model counted them; what
         the selector measured, e.g. ``coverage``; and ``features`` (source, cache key, size,
         seconds) when a label-free source gave them; ``control``: the picks drawn at random, listed
-        after the method's).
+        after the method's, and ``control_stratum``: how many unlabeled images they were drawn from).
 
     Raises:
         UserError: The model cannot give what the method reads, a budget in boxes without boxes or a
@@ -542,18 +542,15 @@ def acquire(spec: AcquisitionSpec, model: Optional[nn.Module], dataset: Any, lab
         candidates = list(unlabeled) if unlabeled is not None else [i for i in range(len(dataset)) if i not in taken]
         cost = estimated_boxes(model, dataset, spec.box_threshold, candidates, spec.batch_size)
         counted = 'estimated_boxes'
-    control: Optional[AcquisitionResult] = None
-    if spec.num_control:  # drawn first, from the whole unlabeled pool: a uniform sample of it
-        control = spec.control_service().run(None, dataset, labeled, spec.num_control, unlabeled=unlabeled)
-        drawn = set(control.picks)
-        taken = set(labeled)
-        unlabeled = [i for i in (unlabeled if unlabeled is not None else range(len(dataset)))
-                     if i not in drawn and i not in taken]
-    result = service.run(model, dataset, labeled, spec.budget - len(control.picks) if control else spec.budget,
-                         unlabeled=unlabeled, cost=cost if spec.budget_unit == 'boxes' else None)
-    if control is not None:
+    budget = spec.budget - spec.num_control
+    result = service.run(model, dataset, labeled, budget, unlabeled=unlabeled,
+                         cost=cost if spec.budget_unit == 'boxes' else None)
+    if spec.num_control:  # then drawn uniformly from what the method left: a stratified sample of the pool
+        left = set(labeled) | set(result.picks) | set(result.unreadable)
+        rest = [i for i in (unlabeled if unlabeled is not None else range(len(dataset))) if i not in left]
+        control = spec.control_service().run(None, dataset, [], spec.num_control, unlabeled=rest)
         result = with_control(result, control)
-        context['control'] = control.picks
+        context.update(control=control.picks, control_stratum=len(rest))
     record = selection_record(result, dataset, spec.method, spec.budget, **context, budget_unit=spec.budget_unit)
     record.context.update(result.report)
     if service.pool_features is not None and service.features is not None:
@@ -645,6 +642,21 @@ def predict_classes(model: Any, dataset: Any, batch_size: int = 8,
     """
     return {index: int(sample.pred_label.view(-1)[0])
             for index, sample in predicted_samples(model, dataset, batch_size, indices)}
+
+
+def predict_confidences(model: Any, dataset: Any, batch_size: int = 8,
+                        indices: Optional[Sequence[int]] = None) -> Dict[int, Tuple[int, float]]:
+    """A classifier's predicted class of each image and the probability it gives it (``pred_score``);
+    unreadable images are left out.
+
+    Returns:
+        ``{dataset index: (class, probability)}``.
+    """
+    out = {}
+    for index, sample in predicted_samples(model, dataset, batch_size, indices):
+        label = int(sample.pred_label.view(-1)[0])
+        out[index] = (label, float(sample.pred_score.view(-1)[label]))
+    return out
 
 
 def predicted_samples(model: Any, dataset: Any, batch_size: int = 8,

@@ -1,14 +1,11 @@
 """The steps of a labeling project that run a model: train, select, export (see :mod:`.project`)."""
 from __future__ import annotations
 
-import copy
 import os.path as osp
 import shutil
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
-from mmdet.models.detectors import BaseDetector
-from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.dist import barrier, get_rank
 from mmengine.registry import init_default_scope
@@ -16,7 +13,7 @@ from mmengine.runner import Runner
 
 from .. import dist
 from ..active.stopping import StopRule
-from ..checkpoint import load_weights
+from ..checkpoint import build_model
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
 from ..engine.acquisition import AcquisitionSpec, acquire, check_control_fraction, predict_boxes
@@ -67,16 +64,6 @@ def project_config(project: LabelingProject, options: Optional[dict] = None, pat
                         f'{len(project.state.classes)} ({", ".join(project.state.classes)}); set num_classes='
                         f'{len(project.state.classes)} in the config.')
     return cfg
-
-
-def build_model(cfg: Config, checkpoint: str) -> BaseDetector:
-    """The config's model with the cycle's weights, in eval mode."""
-    model_cfg = copy.deepcopy(cfg.model)
-    if model_cfg.get('backbone', {}).get('init_cfg'):
-        model_cfg['backbone']['init_cfg'] = None  # the checkpoint has the weights
-    model = MODELS.build(model_cfg)
-    load_weights(model, checkpoint)
-    return model.eval()
 
 
 def _training_only(cfg: Config) -> List[str]:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import UserError
 from ..fileio import atomic_write_json
 from ..schema import read_json
-from ..scoring.estimate import Estimate, labels_as_detections, map_estimate
+from ..scoring.estimate import labels_as_detections, map_estimate, pool_map
 from ..scoring.review import TYPES, ReviewInputs, box_iou, review
 from .formats import BatchImage, Box, coco_images, labelstudio_tasks
 from .project import LabelingProject
@@ -94,26 +94,29 @@ def review_cycle(project: LabelingProject, cycle: int) -> Optional[Dict[str, Any
 def control_estimate(project: LabelingProject, cycle: int, returned: List[Dict[str, Any]], inputs: ReviewInputs,
                      num_classes: int) -> Optional[Dict[str, Any]]:
     """The picking model's mAP (IoU 0.5) on the batch's random control share (``select`` with
-    ``active_learning.control_fraction``), with a 95 % bootstrap interval, and on the method's picks
-    (:mod:`mmal.scoring.estimate`); None when the batch had no control share."""
+    ``active_learning.control_fraction``), with a 95 % bootstrap interval; on the method's picks; and,
+    once every pick has come back, on the whole pool it picked from (picks and control weighted by
+    their inclusion probabilities, :func:`~mmal.scoring.estimate.pool_map`). None when the batch had
+    no control share."""
     selected = read_json(project.cycle_path('selected.json', cycle=cycle), 'the project is damaged.')
     drawn = set(selected.get('control') or [])
     if not drawn:
         return None
     control_ids = {p['img_id'] for p in selected['selected'] if p['index'] in drawn}
-
-    def measure(rows: List[int]) -> Estimate:
-        return map_estimate([labels_as_detections(inputs.gt_boxes[n][inputs.gt_valid[n]].tolist(),
-                                                  inputs.gt_labels[n][inputs.gt_valid[n]].tolist()) for n in rows],
-                            [(inputs.pred_boxes[n][inputs.pred_valid[n]].tolist(),
-                              inputs.pred_scores[n][inputs.pred_valid[n]].tolist(),
-                              inputs.pred_labels[n][inputs.pred_valid[n]].tolist()) for n in rows],
-                            num_classes, seed=cycle)
-
     rows = [n for n, im in enumerate(returned) if im['id'] in control_ids]
-    estimate = measure(rows)
-    picked = measure([n for n, im in enumerate(returned) if im['id'] not in control_ids])
-    return dict(mAP=estimate.to_json(), active_mAP=round(picked.value, 4))
+    picks = [n for n, im in enumerate(returned) if im['id'] not in control_ids]
+    truth = {n: labels_as_detections(inputs.gt_boxes[n][inputs.gt_valid[n]].tolist(),
+                                     inputs.gt_labels[n][inputs.gt_valid[n]].tolist()) for n in rows + picks}
+    boxes = {n: (inputs.pred_boxes[n][inputs.pred_valid[n]].tolist(),
+                 inputs.pred_scores[n][inputs.pred_valid[n]].tolist(),
+                 inputs.pred_labels[n][inputs.pred_valid[n]].tolist()) for n in rows + picks}
+    estimate = map_estimate([truth[n] for n in rows], [boxes[n] for n in rows], num_classes, seed=cycle)
+    picked = map_estimate([truth[n] for n in picks], [boxes[n] for n in picks], num_classes, draws=0).value
+    found = dict(mAP=estimate.to_json(), active_mAP=round(picked, 4))
+    if rows and len(picks) == len(selected['selected']) - len(drawn) and selected.get('control_stratum'):
+        found['pool_mAP'] = pool_map([truth[n] for n in picks + rows], [boxes[n] for n in picks + rows], len(picks),
+                                     int(selected['control_stratum']), num_classes, seed=cycle).to_json()
+    return found
 
 
 def summary_lines(record: Dict[str, Any], root: str, top: int = 5) -> List[str]:
@@ -127,8 +130,12 @@ def summary_lines(record: Dict[str, Any], root: str, top: int = 5) -> List[str]:
     if 'control' in s:
         c = s['control']['mAP']
         lines.append(f'the cycle {record["cycle"]} model on the random control share ({c["n"]} images): mAP '
-                     f'{c["value"]:.3f} (95 % {c["low"]:.3f}-{c["high"]:.3f}), an estimate of its mAP on the pool; on '
-                     f'the method\'s own picks {s["control"]["active_mAP"]:.3f}')
+                     f'{c["value"]:.3f} (95 % {c["low"]:.3f}-{c["high"]:.3f}), an estimate of its mAP on the images '
+                     f'the method left; on the method\'s own picks {s["control"]["active_mAP"]:.3f}')
+        if 'pool_mAP' in s['control']:
+            p = s['control']['pool_mAP']
+            lines.append(f'its mAP on the whole pool it picked from, picks and control weighted by how likely each was '
+                         f'to be labeled: {p["value"]:.3f} (95 % {p["low"]:.3f}-{p["high"]:.3f})')
     for im in record['images'][:top]:
         if im['combined'] < SUSPICIOUS:
             break

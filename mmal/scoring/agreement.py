@@ -8,7 +8,7 @@ precision of one model's boxes scored against the other's confident boxes as if 
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -32,7 +32,7 @@ def cohen_kappa(a: Tensor, b: Tensor, num_classes: int) -> float:
 
 
 def detection_agreement(reference: Sequence[Detections], predicted: Sequence[Detections], num_classes: int,
-                        score_thr: float = 0.3, iou: float = 0.5) -> float:
+                        score_thr: float = 0.3, iou: float = 0.5, weights: Optional[Sequence[float]] = None) -> float:
     """The mAP of ``predicted`` against ``reference``'s boxes scoring at least ``score_thr`` as labels,
     over the classes the reference finds (as VOC's mAP is over the classes the labels hold); without
     any reference box, 1.0 when ``predicted`` has no box above ``score_thr`` either, else 0.0.
@@ -43,18 +43,21 @@ def detection_agreement(reference: Sequence[Detections], predicted: Sequence[Det
         num_classes: The number of classes.
         score_thr: The least score of a reference box taken as a label.
         iou: The IoU at which a predicted box finds a reference box.
+        weights: Per image, how many images of the population it stands for (default 1 each): its
+            boxes and hits count that many times (an importance-weighted, Horvitz-Thompson mAP).
     """
     aps = []
+    weights = [1.0] * len(reference) if weights is None else list(weights)
     for c in range(num_classes):
-        found, total = [], 0
-        for ref, pred in zip(reference, predicted):
+        found, total = [], 0.0
+        for ref, pred, weight in zip(reference, predicted, weights):
             ref_boxes, ref_scores, ref_labels = (torch.as_tensor(x, dtype=torch.float32) for x in ref)
             boxes, scores, labels = (torch.as_tensor(x, dtype=torch.float32) for x in pred)
             truth = ref_boxes.view(-1, 4)[(ref_labels == c) & (ref_scores >= score_thr)]
             mine = labels == c
             order = scores[mine].argsort(descending=True)
             candidates, ranked = boxes.view(-1, 4)[mine][order], scores[mine][order]
-            total += len(truth)
+            total += weight * len(truth)
             taken = torch.zeros(len(truth), dtype=torch.bool)
             overlaps = box_iou(candidates, truth) if len(truth) and len(candidates) else None
             for k in range(len(candidates)):  # greedy, best score first, as VOC's evaluation
@@ -64,13 +67,13 @@ def detection_agreement(reference: Sequence[Detections], predicted: Sequence[Det
                     best = int(free.argmax())
                     if free[best] >= iou:
                         taken[best], hit = True, True
-                found.append((float(ranked[k]), hit))
+                found.append((float(ranked[k]), hit, weight))
         if total == 0:  # as VOC's mAP: over the classes the labels (here the reference) hold
             continue
         found.sort(key=lambda f: -f[0])
-        hits = torch.tensor([h for _, h in found], dtype=torch.float64)
-        tp = hits.cumsum(0)
-        precision = tp / torch.arange(1, len(hits) + 1, dtype=torch.float64)
+        counts = torch.tensor([w for _, _, w in found], dtype=torch.float64)
+        tp = (torch.tensor([h for _, h, _ in found], dtype=torch.float64) * counts).cumsum(0)
+        precision = tp / counts.cumsum(0)
         recall = tp / total
         aps.append(_area(recall, precision))
     if aps:
