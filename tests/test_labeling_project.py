@@ -273,13 +273,29 @@ def test_imports_are_reviewed_and_a_review_batch_round_trips(batch_out, tmp_path
     status = json.loads(tool('status', project).stdout)
     assert status['next_step'] == 'train' and status['last_review']['images'] == 6
     assert status['last_review']['control']['mAP']['n'] == 3
-    # the next training measures the agreement of successive models on the stop set
-    trained = tool('train', project, '--no-progress', '--cfg-options', 'train_cfg.max_epochs=2', *stop).stdout
+    # the next training measures the agreement of successive models on the stop set, and trains the shadow
+    # models of the gain estimate: the labeled set before cycle 1's batch plus its 3 picks, or its 3 control images
+    gain = ['active_learning.control_fraction=0.5', 'active_learning.gain_estimate=True']
+    trained = tool('train', project, '--no-progress', '--cfg-options', 'train_cfg.max_epochs=2', *stop, *gain).stdout
     assert re.search(r'stopping rule: agreement with the cycle 1 model on the stop set [\d.]+; it fires at >= 0.01 '
                      r'for 1 cycles in a row: (it fires now|not yet)', trained), trained
     rule = json.loads(tool('status', project).stdout)['stopping_rule']
     assert rule['cycle'] == 2 and rule['agreements'][0] is None and len(rule['agreements']) == 2
     assert rule['fires'] == (rule['agreements'][1] >= 0.01)
+    before = len(json.loads((project / 'cycle_1' / 'labeled.json').read_text())['images'])
+    for name in ('picked', 'random'):
+        assert f'gain estimate: training the {name} shadow model ({before + 3} images)' in trained
+        assert (project / 'cycle_2' / 'gain' / name / 'model.pth').is_file()
+    tool('select', project, '--budget', 6, '--scorer', 'Entropy', '--no-progress', '--cfg-options', *gain)
+    tool('export', project)
+    assert set(json.loads((project / 'cycle_2' / 'predictions.json').read_text())['shadows']) == {'picked', 'random'}
+    sent = json.loads((project / 'cycle_2' / 'export' / 'coco_images.json').read_text())
+    (tmp_path / 'c.json').write_text(json.dumps(answer_for(sent, truth)))
+    out = tool('import', project, tmp_path / 'c.json').stdout
+    assert re.search(r"the last batch's picks beat as many random images by [-+][\d.]+ mAP on the pool \(95 % "
+                     r'[-+][\d.]+ to [-+][\d.]+; shadow models, scored on this batch\)', out), out
+    estimate = json.loads(tool('status', project).stdout)['last_review']['control']['gain_mAP']
+    assert estimate['n'] == 6 and -1 <= estimate['low'] <= estimate['value'] <= estimate['high'] <= 1
 
 
 def test_a_review_import_without_a_review_batch_is_one_sentence(batch_out, tmp_path):

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Union
 
 from ..datasets.annotations import AnnotationPolicy
-from ..engine.acquisition import check_control_fraction
+from ..engine.acquisition import check_control_fraction, check_gain_estimate
 from ..engine.features import FeatureSource, build_features
 from ..engine.method import AcquisitionMethod, build_method
 from ..errors import UserError
@@ -188,11 +188,7 @@ class ALSettings:
         object.__setattr__(self, 'stop_rule', StopRule.from_cfg(self.stop))
         object.__setattr__(self, 'feature_source', build_features(self.features))
         check_control_fraction(self.control_fraction, self.budget_unit, 'active_learning.')
-        if not isinstance(self.gain_estimate, bool):
-            raise UserError(f'active_learning.gain_estimate must be True or False, got {self.gain_estimate!r}.')
-        if self.gain_estimate and not self.control_fraction:
-            raise UserError('active_learning.gain_estimate compares the picks with a random control share and there '
-                            'is none; set control_fraction (e.g. 0.5) or drop gain_estimate.')
+        check_gain_estimate(self.gain_estimate, self.control_fraction, 'active_learning.')
         object.__setattr__(self, 'acquisition', build_method(self.scorer, self.selection, subset_size=self.subset_size,
                                                              seed=self.seed, where='active_learning.'))
         if self.feature_source is not None and FEATURES not in self.acquisition.requires:

@@ -12,9 +12,10 @@ For classification the same pass records ``stop/confidence``: the mean probabili
 its predicted class on the stop set, the *average confidence* (AC) estimate of its accuracy from
 unlabeled data (Hendrycks and Gimpel, 2017; the baseline of Guillory et al., 2021, and Garg et al.,
 2022). It needs no labels but is only as good as the model's calibration: on toy CIFAR it tracked
-the test accuracy (rank correlation about +0.94) but read 4-5 points below it (docs/experiments.md). For detection no label-free mAP
-estimate is recorded: the published ones (e.g. box stability, Yang et al., 2023) map a signal to mAP
-through a regression fitted on labeled, shifted data sets, which a labeling loop does not have.
+the test accuracy (rank correlation about +0.94) but read 4-5 points below it (docs/experiments.md).
+For detection no label-free mAP estimate is recorded: the published ones (e.g. box stability, Yang
+et al., 2023) map a signal to mAP through a regression fitted on labeled, shifted data sets, which a
+labeling loop does not have.
 """
 from __future__ import annotations
 

@@ -436,6 +436,19 @@ def check_control_fraction(value: Any, budget_unit: str = 'images', where: str =
                         'control_fraction=0.')
 
 
+def check_gain_estimate(value: Any, control_fraction: Any, where: str = '') -> None:
+    """Check ``gain_estimate`` (shadow models scored against the control share) wherever a config names it.
+
+    Raises:
+        UserError: Not a bool, or set without a control share to compare the picks with.
+    """
+    if not isinstance(value, bool):
+        raise UserError(f'{where}gain_estimate must be True or False, got {value!r}.')
+    if value and not control_fraction:
+        raise UserError(f'{where}gain_estimate compares the picks with a random control share and there is none; set '
+                        'control_fraction (e.g. 0.5) or drop gain_estimate.')
+
+
 @dataclass(frozen=True)
 class AcquisitionSpec:
     """What one acquisition asks for, checked once when it is made.

@@ -1,6 +1,7 @@
 """The steps of a labeling project that run a model: train, select, export (see :mod:`.project`)."""
 from __future__ import annotations
 
+import copy
 import os.path as osp
 import shutil
 from dataclasses import asdict
@@ -16,7 +17,7 @@ from ..active.stopping import StopRule
 from ..checkpoint import build_model
 from ..cli import load_config
 from ..datasets.image_pool import ImagePoolDataset
-from ..engine.acquisition import AcquisitionSpec, acquire, check_control_fraction, predict_boxes
+from ..engine.acquisition import AcquisitionSpec, acquire, check_control_fraction, check_gain_estimate, predict_boxes
 from ..engine.features import build_features
 from ..engine.hooks import scoring_pipeline, with_hooks
 from ..engine.method import method_from_flags
@@ -108,31 +109,17 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
             project.save()
         return None
     cfg = project_config(project, options)
+    al = cfg.get('active_learning') or {}
+    check_gain_estimate(al.get('gain_estimate', False), al.get('control_fraction', 0.0), 'active_learning.')
     snapshot = project.cycle_path('labeled.json')
     if get_rank() == 0:
         project.snapshot_labeled()
     barrier()
-    pipeline = leaf_dataset(cfg.train_dataloader.dataset.to_dict())['pipeline']
-    cfg.train_dataloader.dataset = dict(
-        type='CocoDataset', data_root='', ann_file=osp.abspath(snapshot),
-        data_prefix=dict(img=project.state.image_root + osp.sep), metainfo=dict(classes=tuple(project.state.classes)),
-        filter_cfg=dict(filter_empty_gt=False, min_size=0), pipeline=pipeline)
-    for what in _training_only(cfg):
-        if get_rank() == 0:
-            print(f'note: training without {what}.')
-    train_dir = project.cycle_path('train')
-    if get_rank() == 0 and osp.isdir(train_dir):
-        shutil.rmtree(train_dir)  # an interrupted training starts over (see the AL driver)
-    cfg.work_dir = train_dir
-    cfg.resume, cfg.load_from = False, None
-    cfg.randomness = dict(seed=project.state.cycle)
-    method = method_from_flags(cfg.get('active_learning'), seed=project.state.cycle)
-    cfg.custom_hooks = with_hooks(cfg.get('custom_hooks'), [*method.training_hooks, dict(type='InterruptHook')] + (
-        [dict(type='TrainProgressHook')] if progress else []))
-    dist.distributed_cfg(cfg, launcher)
-    runner = Runner.from_cfg(cfg)
     final = project.cycle_path('model.pth')
-    train_and_save(runner, final, f'cycle {project.state.cycle}', f'with `al_project.py train {project.root}`')
+    _train_model(project, cfg, snapshot, project.cycle_path('train'), final, f'cycle {project.state.cycle}',
+                 launcher, progress)
+    if al.get('gain_estimate'):
+        _train_shadows(project, cfg, launcher, progress)
     if get_rank() == 0:
         signal = stop_signal(project, project_config(project, options))  # (cfg lost its test side)
         if signal is not None:
@@ -145,6 +132,69 @@ def train(project: LabelingProject, launcher: str = 'none', progress: bool = Tru
         project.save()
     barrier()
     return final
+
+
+def _train_model(project: LabelingProject, base: Config, labeled_file: str, train_dir: str, final: str, what: str,
+                 launcher: str, progress: bool) -> None:
+    """Train ``base``'s model on the COCO labeled set ``labeled_file`` and save it as ``final``."""
+    cfg = copy.deepcopy(base)
+    pipeline = leaf_dataset(cfg.train_dataloader.dataset.to_dict())['pipeline']
+    cfg.train_dataloader.dataset = dict(
+        type='CocoDataset', data_root='', ann_file=osp.abspath(labeled_file),
+        data_prefix=dict(img=project.state.image_root + osp.sep), metainfo=dict(classes=tuple(project.state.classes)),
+        filter_cfg=dict(filter_empty_gt=False, min_size=0), pipeline=pipeline)
+    for left_out in _training_only(cfg):
+        if get_rank() == 0 and final == project.cycle_path('model.pth'):
+            print(f'note: training without {left_out}.')
+    if get_rank() == 0 and osp.isdir(train_dir):
+        shutil.rmtree(train_dir)  # an interrupted training starts over (see the AL driver)
+    barrier()
+    cfg.work_dir = train_dir
+    cfg.resume, cfg.load_from = False, None
+    cfg.randomness = dict(seed=project.state.cycle)
+    method = method_from_flags(cfg.get('active_learning'), seed=project.state.cycle)
+    cfg.custom_hooks = with_hooks(cfg.get('custom_hooks'), [*method.training_hooks, dict(type='InterruptHook')] + (
+        [dict(type='TrainProgressHook')] if progress else []))
+    dist.distributed_cfg(cfg, launcher)
+    train_and_save(Runner.from_cfg(cfg), final, what, f'with `al_project.py train {project.root}`')
+
+
+#: The shadow models of ``active_learning.gain_estimate`` in ``cycle_<k>/gain/<name>/`` (as the driver's).
+SHADOWS = ('picked', 'random')
+
+
+def _train_shadows(project: LabelingProject, cfg: Config, launcher: str, progress: bool) -> None:
+    """With ``gain_estimate``: train the two shadow models of the previous batch (the labeled set
+    before it plus its first picks, or plus as many of its control images), unless they exist; the
+    next batch's review scores them on its returned labels (:func:`~.review.control_estimate`)."""
+    cycle = project.state.cycle
+    before_path, batch_path = (project.cycle_path(name, cycle=cycle - 1) for name in ('labeled.json', 'selected.json'))
+    if cycle < 1 or not (osp.isfile(before_path) and osp.isfile(batch_path)):
+        return
+    batch = read_json(batch_path, 'the project is damaged.')
+    drawn = set(batch.get('control') or [])
+    control = [int(p['img_id']) for p in batch['selected'] if p['index'] in drawn]
+    picks = [int(p['img_id']) for p in batch['selected'] if p['index'] not in drawn]
+    size = min(len(picks), len(control))
+    if not size:
+        return
+    before = {im['id'] for im in read_json(before_path, 'the project is damaged.')['images']}
+    labeled = read_json(project.cycle_path('labeled.json'), 'the project is damaged.')
+    for name, added in zip(SHADOWS, (picks[:size], control[:size])):
+        final = project.cycle_path(osp.join('gain', name, 'model.pth'))
+        if osp.isfile(final):
+            continue
+        keep = before | set(added)
+        subset = dict(labeled, images=[im for im in labeled['images'] if im['id'] in keep],
+                      annotations=[a for a in labeled['annotations'] if a['image_id'] in keep])
+        labeled_file = project.cycle_path(osp.join('gain', name, 'labeled.json'))
+        if get_rank() == 0:
+            atomic_write_json(labeled_file, subset)
+        barrier()
+        if get_rank() == 0:
+            print(f'gain estimate: training the {name} shadow model ({len(subset["images"])} images).')
+        _train_model(project, cfg, labeled_file, project.cycle_path(osp.join('gain', name, 'train')), final,
+                     f'cycle {cycle} ({name} shadow)', launcher, progress)
 
 
 def stop_signal(project: LabelingProject, cfg: Config) -> Optional[Dict[str, Any]]:
@@ -233,9 +283,10 @@ def select(project: LabelingProject, budget: int, scorer: Optional[str] = None, 
 
 
 def predictions(project: LabelingProject, cfg: Config, ids: List[int], threshold: float,
-                batch_size: int = 8) -> Dict[int, List[Box]]:
-    """The cycle's model's boxes (in original image pixels) above ``threshold`` for pool images ``ids``."""
-    checkpoint = project.cycle_path('model.pth')
+                batch_size: int = 8, checkpoint: Optional[str] = None) -> Dict[int, List[Box]]:
+    """The cycle's model's (or ``checkpoint``'s) boxes (in original image pixels) above ``threshold``
+    for pool images ``ids``."""
+    checkpoint = checkpoint or project.cycle_path('model.pth')
     if not osp.isfile(checkpoint) or not ids:
         return {}
     model = build_model(cfg, checkpoint)
@@ -265,9 +316,14 @@ def export(project: LabelingProject, url_prefix: str = '/data/local-files/?d=', 
     ids = [int(p.img_id) for p in selection.selected]
     boxes = predictions(project, cfg, ids, min(pre_threshold, REVIEW_THRESHOLD), batch_size)
     if boxes:  # what the model that picked the batch sees in it: the review of the returned labels reads it
+        shadows = {name: project.cycle_path(osp.join('gain', name, 'model.pth')) for name in SHADOWS}
+        seen = {name: predictions(project, cfg, ids, REVIEW_THRESHOLD, batch_size, path)
+                for name, path in shadows.items() if osp.isfile(path)}  # gain_estimate: scored by the review
         atomic_write_json(project.cycle_path('predictions.json'), dict(
             model=project.cycle_path('model.pth'), threshold=min(pre_threshold, REVIEW_THRESHOLD),
-            images={str(i): [asdict(b) for b in found] for i, found in boxes.items()}))
+            images={str(i): [asdict(b) for b in found] for i, found in boxes.items()},
+            **({'shadows': {name: {str(i): [asdict(b) for b in found] for i, found in got.items()}
+                            for name, got in seen.items()}} if len(seen) == len(SHADOWS) else {})))
     shown = {i: [b for b in found if (b.score or 0) >= pre_threshold] for i, found in boxes.items()}
     files = project.write_export(project.batch(selection, shown), url_prefix)
     project.state.out, project.state.step = ids, 'import'

@@ -18,7 +18,14 @@ from typing import Any, Dict, List, Optional
 from ..errors import UserError
 from ..fileio import atomic_write_json
 from ..schema import read_json
-from ..scoring.estimate import labels_as_detections, map_estimate, pool_map
+from ..scoring.estimate import (
+    labels_as_detections,
+    map_estimate,
+    paired_difference,
+    pool_map,
+    stratum_weights,
+    weighted_map,
+)
 from ..scoring.review import TYPES, ReviewInputs, box_iou, review
 from .formats import BatchImage, Box, coco_images, labelstudio_tasks
 from .project import LabelingProject
@@ -83,7 +90,7 @@ def review_cycle(project: LabelingProject, cycle: int) -> Optional[Dict[str, Any
                    likely_missing_boxes=sum(m['missing'] >= SUSPICIOUS for im in images for m in im['missing_boxes']),
                    by_type={t: sum(im[t] >= SUSPICIOUS for im in images) for t in TYPES},
                    class_thresholds={c: round(float(t), 4) for c, t in zip(classes, scores.thresholds)})
-    control = control_estimate(project, cycle, returned, inputs, len(classes))
+    control = control_estimate(project, cycle, returned, inputs, len(classes), kept.get('shadows'))
     if control is not None:
         summary['control'] = control
     record = dict(cycle=cycle, model=kept['model'], summary=summary, images=images)
@@ -92,11 +99,13 @@ def review_cycle(project: LabelingProject, cycle: int) -> Optional[Dict[str, Any
 
 
 def control_estimate(project: LabelingProject, cycle: int, returned: List[Dict[str, Any]], inputs: ReviewInputs,
-                     num_classes: int) -> Optional[Dict[str, Any]]:
+                     num_classes: int, shadows: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """The picking model's mAP (IoU 0.5) on the batch's random control share (``select`` with
     ``active_learning.control_fraction``), with a 95 % bootstrap interval; on the method's picks; and,
     once every pick has come back, on the whole pool it picked from (picks and control weighted by
-    their inclusion probabilities, :func:`~mmal.scoring.estimate.pool_map`). None when the batch had
+    their inclusion probabilities, :func:`~mmal.scoring.estimate.pool_map`); with ``shadows`` (the
+    boxes of the ``gain_estimate`` shadow models on the batch, from ``predictions.json``), the gain
+    of the previous batch's picks over as many random images (``gain_mAP``). None when the batch had
     no control share."""
     selected = read_json(project.cycle_path('selected.json', cycle=cycle), 'the project is damaged.')
     drawn = set(selected.get('control') or [])
@@ -114,8 +123,21 @@ def control_estimate(project: LabelingProject, cycle: int, returned: List[Dict[s
     picked = map_estimate([truth[n] for n in picks], [boxes[n] for n in picks], num_classes, draws=0).value
     found = dict(mAP=estimate.to_json(), active_mAP=round(picked, 4))
     if rows and len(picks) == len(selected['selected']) - len(drawn) and selected.get('control_stratum'):
-        found['pool_mAP'] = pool_map([truth[n] for n in picks + rows], [boxes[n] for n in picks + rows], len(picks),
-                                     int(selected['control_stratum']), num_classes, seed=cycle).to_json()
+        order, stratum = picks + rows, int(selected['control_stratum'])
+        found['pool_mAP'] = pool_map([truth[n] for n in order], [boxes[n] for n in order], len(picks), stratum,
+                                     num_classes, seed=cycle).to_json()
+        if shadows:
+            index = {name: k for k, name in enumerate(project.state.classes)}
+            weights = stratum_weights(len(picks), len(rows), stratum)
+
+            def statistic(name: str) -> Any:
+                seen = [[b for b in shadows[name].get(str(returned[n]['id']), []) if b['label'] in index]
+                        for n in order]
+                return weighted_map([truth[n] for n in order], [([_xyxy(b) for b in p], [b['score'] or 0.0 for b in p],
+                                                                 [index[b['label']] for b in p]) for p in seen],
+                                    weights, num_classes)
+            found['gain_mAP'] = paired_difference(statistic('picked'), statistic('random'), len(picks), len(rows),
+                                                  seed=cycle).to_json()
     return found
 
 
@@ -136,6 +158,10 @@ def summary_lines(record: Dict[str, Any], root: str, top: int = 5) -> List[str]:
             p = s['control']['pool_mAP']
             lines.append(f'its mAP on the whole pool it picked from, picks and control weighted by how likely each was '
                          f'to be labeled: {p["value"]:.3f} (95 % {p["low"]:.3f}-{p["high"]:.3f})')
+        if 'gain_mAP' in s['control']:
+            g = s['control']['gain_mAP']
+            lines.append(f'the last batch\'s picks beat as many random images by {g["value"]:+.3f} mAP on the pool '
+                         f'(95 % {g["low"]:+.3f} to {g["high"]:+.3f}; shadow models, scored on this batch)')
     for im in record['images'][:top]:
         if im['combined'] < SUSPICIOUS:
             break
