@@ -25,10 +25,6 @@ from ..scoring import estimate as est
 
 PREFIX = 'control/'
 GAIN = 'gain/'
-#: The shadow models of ``gain_estimate``, in ``cycle_<k>/gain/<name>/`` (driver and projects alike):
-#: trained on the labeled set before the previous batch plus its first picks, or plus as many of its
-#: control images.
-SHADOWS = ('picked', 'random')
 
 
 def returned_labels(pool: Any, index: int, labeler: Any, num_classes: int) -> Dict[str, Any]:

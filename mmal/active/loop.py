@@ -36,13 +36,17 @@ from ..errors import UserError
 from ..records import CycleMetrics, LabeledSet
 from ..registry import CYCLE_HOOKS
 from ..scoring.agreement import cohen_kappa, detection_agreement
-from .control import GAIN, PREFIX, SHADOWS, control_metrics, split_batch
+from .control import GAIN, PREFIX, control_metrics, split_batch
 from .cycle_hooks import DEFAULT_CYCLE_HOOKS, CycleHook
 from .preflight import check_run_inputs
 from .runner_config import cycle_config, data_roots, with_pipeline
 from .settings import ALSettings
 from .state import RunState
 from .stopping import AGREEMENT, CONFIDENCE, stop_record
+
+#: The shadow models of ``active_learning.gain_estimate``, in ``cycle_<k>/gain/<name>``: trained on the
+#: previous labeled set plus the previous batch's first picks, or plus as many of its control images.
+SHADOWS = ('picked', 'random')
 
 
 def pool_boxes(pool: Any) -> Optional[List[int]]:

@@ -13,7 +13,6 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from .. import dist
-from ..active.control import SHADOWS
 from ..active.stopping import StopRule
 from ..checkpoint import build_model
 from ..cli import load_config
@@ -158,6 +157,10 @@ def _train_model(project: LabelingProject, base: Config, labeled_file: str, trai
         [dict(type='TrainProgressHook')] if progress else []))
     dist.distributed_cfg(cfg, launcher)
     train_and_save(Runner.from_cfg(cfg), final, what, f'with `al_project.py train {project.root}`')
+
+
+#: The shadow models of ``active_learning.gain_estimate`` in ``cycle_<k>/gain/<name>/`` (as the driver's).
+SHADOWS = ('picked', 'random')
 
 
 def _train_shadows(project: LabelingProject, cfg: Config, launcher: str, progress: bool) -> None:
